@@ -1,0 +1,378 @@
+"""Tiny checkpoints for tests and CPU runs, built locally (no download).
+
+    python -m seg_r1.tiny --out runs/tiny [--seed 0]
+
+writes
+
+* ``OUT/policy/`` -- a Qwen2.5-VL checkpoint directory (the real ``Qwen2_5_VLForConditionalGeneration``
+  classes, two text layers, a two-block vision tower) with a byte-level BPE tokenizer trained
+  here (Qwen's special tokens, one token per digit, the answer-grammar tags as single ordinary
+  tokens), a Qwen2.5-VL chat template and an image processor with small pixel bounds. It loads
+  with ``AutoProcessor.from_pretrained`` / ``AutoModelForImageTextToText.from_pretrained``.
+* ``OUT/sam2/sam2_tiny.yaml`` + ``OUT/sam2/sam2_tiny.pt`` -- a ~1M-parameter SAM2 built from the
+  packaged ``sam2.1_hiera_t.yaml`` with width/depth overrides, saved as ``{"model": state_dict}``
+  like Meta's checkpoints and loaded by the same :func:`seg_r1.sam2_backend.build_sam2_model`.
+
+Everything is deterministic for a given seed. Weights are random: the tiny models exercise
+the real loading, generation and prompting code, not segmentation quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: Qwen's special tokens, in the order of the real vocabulary's added tokens.
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+#: Answer-grammar tags: ordinary (non-special) added tokens, so that decoding with
+#: ``skip_special_tokens=True`` (as TRL does) keeps them, and each is a single token.
+GRAMMAR_TOKENS: tuple[str, ...] = (
+    "<think>",
+    "</think>",
+    "<bbox>",
+    "</bbox>",
+    "<points>",
+    "</points>",
+    "<labels>",
+    "</labels>",
+)
+
+#: A Qwen2.5-VL-format chat template (ChatML with vision placeholders), written for this
+#: project. Produces ``<|im_start|>role\\n...<|im_end|>\\n`` turns, a default system turn
+#: when none is given, and ``<|vision_start|><|image_pad|><|vision_end|>`` per image.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif 'text' in part -%}"
+    "{{ part['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Sizes of the tiny checkpoints (the why of each number in the comments)."""
+
+    # Policy text model: 2 layers of width 64 keep a forward pass ~1 ms on CPU.
+    text_hidden: int = 64
+    text_layers: int = 2
+    text_heads: int = 4  # head_dim 16 -> mrope_section must sum to 8
+    text_kv_heads: int = 2
+    text_intermediate: int = 128
+    # Vision tower: 2 blocks of width 32; block 1 is a full-attention block as in the real model.
+    vision_hidden: int = 32
+    vision_depth: int = 2
+    vision_heads: int = 2
+    vision_intermediate: int = 64
+    # Processor pixel bounds: 56^2..112^2 pixels -> 4..16 merged image tokens per image.
+    min_pixels: int = 56 * 56
+    max_pixels: int = 112 * 112
+    # Tokenizer: small BPE vocabulary (plus special and grammar tokens).
+    vocab_size: int = 640
+    # SAM2: image size 256 (4x fewer pixels per side than 1024) keeps encoding ~10 ms.
+    sam2_image_size: int = 256
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _tokenizer_corpus() -> list[str]:
+    """Text the BPE merges are learned from: prompts, answers in the grammar, plain English."""
+    from seg_r1 import prompts
+
+    texts = [v for k, v in vars(prompts).items() if k.isupper() and isinstance(v, str)]
+    rng = random.Random(0)
+    answers = []
+    for _ in range(400):
+        x1, y1 = rng.randrange(0, 700), rng.randrange(0, 700)
+        x2, y2 = x1 + rng.randrange(1, 300), y1 + rng.randrange(1, 300)
+        pts = [[rng.randrange(0, 768), rng.randrange(0, 768)] for _ in range(rng.randrange(1, 5))]
+        labels = [rng.randrange(0, 2) for _ in pts]
+        answers.append(
+            f"<think> The object is a {rng.choice(['red', 'green', 'small', 'large'])} "
+            f"{rng.choice(['circle', 'square', 'triangle', 'star', 'animal', 'fish'])} near the "
+            f"{rng.choice(['left', 'right', 'top', 'bottom', 'center'])}. </think> "
+            f"<bbox>[{x1},{y1},{x2},{y2}]</bbox>, "
+            f"<points>{json.dumps(pts).replace(' ', '')}</points>, "
+            f"<labels>{json.dumps(labels).replace(' ', '')}</labels>"
+        )
+    english = (
+        "Identify and segment the object in the image. The camouflaged animal hides on the "
+        "textured background; the salient object stands out. Segment the person on the left, "
+        "the dog next to the car, the smallest cup on the table, and what can be used to cut."
+    )
+    return texts + answers + [english] * 20
+
+
+def build_tokenizer(spec: TinySpec):
+    """Train a byte-level BPE tokenizer with Qwen's pre-tokenizer and special tokens."""
+    from tokenizers import Tokenizer, models, trainers
+    from transformers import Qwen2Tokenizer
+
+    # Reuse Qwen2Tokenizer's own normaliser / pre-tokenizer (its regex keeps each digit a
+    # separate pre-token, so coordinates tokenize digit by digit) to learn the merges.
+    template = Qwen2Tokenizer()
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = template._tokenizer.normalizer
+    backend.pre_tokenizer = template._tokenizer.pre_tokenizer
+    from tokenizers import pre_tokenizers
+
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
+    state = json.loads(backend.to_str())
+    vocab: dict[str, int] = state["model"]["vocab"]
+    merges = [
+        tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["model"]["merges"]
+    ]
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges)
+    from tokenizers import AddedToken
+
+    tok.add_special_tokens(
+        {"additional_special_tokens": [t for t in QWEN_SPECIAL_TOKENS if t != "<|endoftext|>"]}
+    )
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in GRAMMAR_TOKENS])
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
+    """Write a tiny Qwen2.5-VL checkpoint directory to ``out`` and return it."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    _seed_everything(seed)
+    tok = build_tokenizer(spec)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    head_dim = spec.text_hidden // spec.text_heads
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": spec.text_hidden,
+            "intermediate_size": spec.text_intermediate,
+            "num_hidden_layers": spec.text_layers,
+            "num_attention_heads": spec.text_heads,
+            "num_key_value_heads": spec.text_kv_heads,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": mrope,
+            },
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": True,
+        },
+        vision_config={
+            "depth": spec.vision_depth,
+            "hidden_size": spec.vision_hidden,
+            "intermediate_size": spec.vision_intermediate,
+            "num_heads": spec.vision_heads,
+            "out_hidden_size": spec.text_hidden,
+            "fullatt_block_indexes": [spec.vision_depth - 1],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    size = {"shortest_edge": spec.min_pixels, "longest_edge": spec.max_pixels}
+    image_processor = Qwen2VLImageProcessor(size=size)
+    video_processor = Qwen2VLVideoProcessor(size=size)
+    processor = Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("tiny policy: %.2fM parameters, vocab %d -> %s", n / 1e6, len(tok), out)
+    return out
+
+
+def sam2_tiny_overrides(spec: TinySpec) -> list[str]:
+    """Overrides shrinking ``sam2.1_hiera_t.yaml`` to a ~1M-parameter model.
+
+    Constraints: the mask decoder's hidden width (the neck's ``d_model``) must be divisible by
+    8 (its upscaling convs use ``d/4`` and ``d/8`` channels and it has 8 attention heads);
+    a Hiera stage's first block cannot be a global-attention block; the memory modules (unused
+    for single images but part of the state dict) must agree with the hidden width.
+    """
+    d = 32  # neck / decoder width
+    mem = 16  # memory-encoder output width
+    feat = spec.sam2_image_size // 16
+    return [
+        f"++model.image_size={spec.sam2_image_size}",
+        "++model.image_encoder.trunk.embed_dim=8",
+        "++model.image_encoder.trunk.num_heads=1",
+        "++model.image_encoder.trunk.stages=[1,1,2,1]",
+        "++model.image_encoder.trunk.global_att_blocks=[3]",
+        "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
+        "++model.image_encoder.trunk.window_spec=[4,4,4,2]",
+        f"++model.image_encoder.neck.d_model={d}",
+        "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+        f"++model.image_encoder.neck.position_encoding.num_pos_feats={d}",
+        f"++model.memory_attention.d_model={d}",
+        "++model.memory_attention.num_layers=1",
+        f"++model.memory_attention.layer.d_model={d}",
+        "++model.memory_attention.layer.dim_feedforward=64",
+        f"++model.memory_attention.layer.self_attention.embedding_dim={d}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.embedding_dim={d}",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.kv_in_dim={mem}",
+        f"++model.memory_encoder.out_dim={mem}",
+        f"++model.memory_encoder.in_dim={d}",
+        f"++model.memory_encoder.position_encoding.num_pos_feats={mem}",
+        f"++model.memory_encoder.mask_downsampler.embed_dim={d}",
+        f"++model.memory_encoder.fuser.layer.dim={d}",
+        "++model.num_maskmem=2",
+    ]
+
+
+def build_sam2(out: Path, spec: TinySpec, seed: int) -> tuple[Path, Path]:
+    """Write ``sam2_tiny.yaml`` (a full config) and ``sam2_tiny.pt`` to ``out``."""
+    from omegaconf import OmegaConf
+
+    from seg_r1.sam2_backend import build_sam2_model, load_sam2_config
+
+    _seed_everything(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_sam2_config("sam2.1_hiera_t.yaml", sam2_tiny_overrides(spec))
+    config_path = out / "sam2_tiny.yaml"
+    config_path.write_text(
+        "# Tiny SAM2 for tests, written by `python -m seg_r1.tiny` (random weights).\n"
+        + OmegaConf.to_yaml(cfg)
+    )
+    model = build_sam2_model(config_path, checkpoint=None)
+    ckpt_path = out / "sam2_tiny.pt"
+    torch.save({"model": model.state_dict()}, ckpt_path)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("tiny SAM2: %.2fM parameters -> %s", n / 1e6, ckpt_path)
+    return config_path, ckpt_path
+
+
+@dataclass(frozen=True)
+class TinyCheckpoints:
+    """Paths of a tiny checkpoint set."""
+
+    root: Path
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "policy"
+
+    @property
+    def sam2_config(self) -> Path:
+        return self.root / "sam2" / "sam2_tiny.yaml"
+
+    @property
+    def sam2_checkpoint(self) -> Path:
+        return self.root / "sam2" / "sam2_tiny.pt"
+
+    def exists(self) -> bool:
+        return (
+            (self.policy / "config.json").is_file()
+            and self.sam2_config.is_file()
+            and self.sam2_checkpoint.is_file()
+        )
+
+
+def build_tiny_checkpoints(
+    out: str | Path, seed: int = 0, spec: TinySpec | None = None, overwrite: bool = False
+) -> TinyCheckpoints:
+    """Build both tiny checkpoints under ``out`` (skipped when present unless ``overwrite``)."""
+    spec = spec or TinySpec()
+    tiny = TinyCheckpoints(Path(out))
+    if tiny.exists() and not overwrite:
+        logger.info("tiny checkpoints already at %s", tiny.root)
+        return tiny
+    build_policy(tiny.policy, spec, seed)
+    build_sam2(tiny.sam2_config.parent, spec, seed)
+    return tiny
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", required=True, help="output folder (policy/ and sam2/ go inside)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights (deterministic)")
+    parser.add_argument("--overwrite", action="store_true", help="rebuild even if present")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    tiny = build_tiny_checkpoints(args.out, seed=args.seed, overwrite=args.overwrite)
+    logger.info("policy: %s", tiny.policy)
+    logger.info("sam2 config: %s", tiny.sam2_config)
+    logger.info("sam2 checkpoint: %s", tiny.sam2_checkpoint)
+
+
+if __name__ == "__main__":
+    main()
