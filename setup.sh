@@ -91,15 +91,45 @@ if [ -n "${WITH_FLASH_ATTN:-}" ]; then
   "${UV[@]}" install -q --python "$PY" --no-build-isolation flash-attn
 fi
 if [ -n "${WITH_BROWSER:-}" ]; then
-  log "installing Debian chromium + chromium-driver and playwright (no browser download)"
-  if ! command -v chromium >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-    else
-      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  # The demo's browser test (tests/test_demo_browser.py) drives Debian's Chromium through the
+  # playwright Python package (executable_path=...): Playwright's own browser download is never
+  # used (it is not reachable from closed networks). chromium-driver serves selenium users.
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  chromium_bin=${SEG_R1_CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+  if [ -z "$chromium_bin" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      log "WITH_BROWSER=1 needs apt-get (Debian/Ubuntu) to install chromium + chromium-driver;"
+      log "elsewhere install Chromium yourself and set SEG_R1_CHROMIUM=/path/to/chromium"
+      exit 1
+    fi
+    log "installing Debian chromium + chromium-driver (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    chromium_bin=${SEG_R1_CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+    if [ -z "$chromium_bin" ]; then
+      log "apt-get installed no chromium binary (Ubuntu ships it as a snap only); install"
+      log "Chromium another way and set SEG_R1_CHROMIUM=/path/to/chromium"
+      exit 1
     fi
   fi
+  log "installing playwright (the Python package and its driver; no browser download)"
   "${UV[@]}" install -q --python "$PY" -e ".[browser]"
+  # Smoke test: Playwright starts this Chromium headless and renders a page.
+  SEG_R1_CHROMIUM="$chromium_bin" "$PY" - <<'PY'
+import os
+from playwright.sync_api import sync_playwright
+exe = os.environ["SEG_R1_CHROMIUM"]
+args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+with sync_playwright() as pw:  # launch() uses a fresh temporary profile
+    browser = pw.chromium.launch(executable_path=exe, headless=True, args=args)
+    page = browser.new_page()
+    page.set_content("<p id=ok>ok</p>")
+    assert page.inner_text("#ok") == "ok"
+    version = browser.version
+    browser.close()
+print(f"[setup] browser ok: {exe} (Chromium {version}) driven by playwright")
+PY
 fi
 
 "$PY" - <<'PY'

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The embedded default, on CPU with nothing downloaded:
+# The embedded default, on CPU with nothing downloaded (about 3-8 minutes on 2 cores):
 #
 #   bash setup.sh && bash scripts/quickstart.sh
 #
-# OUT_DIR (default runs/quickstart) and extra arguments are passed to `python -m seg_r1.quickstart`.
+# = python -m seg_r1.quickstart --out runs/quickstart: tiny checkpoints + synthetic scenes ->
+# SFT warm-up on traces synthesised from the masks (configs/tiny/sft.yaml) -> GRPO with the
+# classical segmenter (configs/tiny/grpo.yaml) -> held-out evaluation against the best constant
+# box; writes runs/quickstart/summary.json (docs/training.md, "The quickstart").
+#
+# OUT_DIR (default runs/quickstart) and extra arguments (--sft-steps, --grpo-steps, --n-train,
+# --seed, ...) are passed to `python -m seg_r1.quickstart`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}

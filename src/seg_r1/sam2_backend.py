@@ -10,15 +10,23 @@ Conventions
   raise a :class:`SAM2LoadError` that names them.
 * ``image_size`` is read from the config; the image predictor's backbone feature sizes are
   derived from it (the upstream predictor hard-codes them for 1024).
+
+:class:`SAM2Segmenter` wraps the image predictor as the ``"sam2"`` backend of
+:mod:`seg_r1.segmenter` (encode once per image, batched decoding, RGB input; ``bgr_compat``
+reproduces the official code's channel swap only when asked).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from seg_r1.segmenter import BaseSegmenter, PromptSet
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +165,110 @@ def build_image_predictor(model: torch.nn.Module, mask_threshold: float = 0.0) -
         (size // 16, size // 16),
     ]
     return predictor
+
+
+# --------------------------------------------------------------------------- segmenter backend
+
+#: Most prompt sets decoded in one SAM2 decoder call (bounds the B x H x W mask tensor).
+MAX_DECODE_BATCH = 64
+SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+
+
+class SAM2Segmenter(BaseSegmenter):
+    """The frozen SAM2 image predictor as a :class:`seg_r1.segmenter.Segmenter` backend.
+
+    ``set_image`` runs the image encoder once and caches the embedding; every prompt set is
+    then decoded with ``multimask_output=False`` (SPEC §3) and thresholded at
+    ``mask_threshold`` (SAM2's default 0 on the logits). Prompt sets with the same structure
+    (box or not, same number of points) are decoded together in one batched decoder call;
+    different point counts are never padded, because SAM2's "not a point" padding token would
+    change the masks.
+
+    Args:
+        config: packaged config name or YAML path (default: SAM2.1-L, as in the paper).
+        checkpoint: ``{"model": state_dict}`` file (default: the official SAM2.1-L path);
+            ``None`` keeps random weights (benchmarks only).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: ``"float32"`` or ``"bfloat16"`` (bf16 autocast around encoder and decoder).
+        bgr_compat: feed SAM2 the image with R and B swapped. This reproduces a defect of the
+            official Seg-R1 code (it applies BGR2RGB to RGB images before SAM2) and exists
+            ONLY to reproduce the official numbers; leave it ``False`` otherwise.
+        mask_threshold: logit threshold of the binary masks.
+        overrides: extra ``++key=value`` config overrides.
+
+    Raises:
+        SAM2LoadError: missing config/checkpoint or a checkpoint that does not match.
+    """
+
+    name = "sam2"
+
+    def __init__(
+        self,
+        config: str | Path = DEFAULT_SAM2_CONFIG,
+        checkpoint: str | Path | None = DEFAULT_SAM2_CHECKPOINT,
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        bgr_compat: bool = False,
+        mask_threshold: float = 0.0,
+        overrides: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        super().__init__()
+        if dtype not in SAM2_DTYPES:
+            raise ValueError(f"dtype must be one of {SAM2_DTYPES}, got {dtype!r}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.bgr_compat = bgr_compat
+        self.model = build_sam2_model(config, checkpoint, self.device, overrides)
+        self.predictor = build_image_predictor(self.model, mask_threshold=mask_threshold)
+        if bgr_compat:
+            logger.warning(
+                "SAM2Segmenter(bgr_compat=True): R and B are swapped before SAM2, reproducing "
+                "the official code's defect; use only to reproduce official numbers."
+            )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _encode(self, image: np.ndarray) -> None:
+        if self.bgr_compat:
+            image = np.ascontiguousarray(image[..., ::-1])
+        with torch.inference_mode(), self._autocast():
+            self.predictor.set_image(image)
+
+    def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
+        groups: dict[tuple[bool, int], list[int]] = {}
+        for index, prompt in enumerate(prompts):
+            key = (prompt.box is not None, int(prompt.points.shape[0]))
+            groups.setdefault(key, []).append(index)
+        masks: list[np.ndarray | None] = [None] * len(prompts)
+        for (has_box, num_points), members in groups.items():
+            for start in range(0, len(members), MAX_DECODE_BATCH):
+                chunk = members[start : start + MAX_DECODE_BATCH]
+                for index, mask in zip(
+                    chunk, self._decode_group(prompts, chunk, has_box, num_points)
+                ):
+                    masks[index] = mask
+        return masks  # type: ignore[return-value]
+
+    def _decode_group(
+        self, prompts: list[PromptSet], chunk: list[int], has_box: bool, num_points: int
+    ) -> np.ndarray:
+        """One decoder call for prompt sets of identical structure -> ``bool (B, H, W)``."""
+        boxes = np.stack([prompts[i].box for i in chunk]) if has_box else None
+        coords = labels = None
+        if num_points:
+            coords = np.stack([prompts[i].points for i in chunk]).astype(np.float32)
+            labels = np.stack([prompts[i].labels for i in chunk]).astype(np.int32)
+        with torch.inference_mode(), self._autocast():
+            masks, _, _ = self.predictor.predict(
+                point_coords=coords,
+                point_labels=labels,
+                box=boxes,
+                multimask_output=False,
+            )
+        self.stats.decoder_calls += 1
+        h, w = masks.shape[-2:]
+        # predict() squeezes the batch dim for B == 1: (1, H, W); for B > 1 it is (B, 1, H, W).
+        return masks.reshape(len(chunk), -1, h, w)[:, 0].astype(bool)

@@ -1,0 +1,578 @@
+"""Configuration of the training entry points (``python -m seg_r1.sft`` / ``python -m seg_r1.grpo``).
+
+Each entry point is parsed by :class:`trl.TrlParser` from a YAML recipe in ``configs/`` with
+command-line overrides, into three dataclasses (open-r1 style)::
+
+    script_args, training_args, model_args = TrlParser(
+        (GRPOScriptArguments, SegR1GRPOConfig, SegR1ModelConfig)
+    ).parse_args_and_config()
+
+* ``script_args`` -- what is trained on and how it is scored: the stage (prompt + answer
+  grammar), the datasets, the training *frame*, the reward functions and the segmenter;
+* ``training_args`` -- TRL's ``GRPOConfig`` / ``SFTConfig`` (optimiser, batch, generation, GRPO
+  loss, saving, logging) plus a few Seg-R1 logging knobs;
+* ``model_args`` -- TRL's ``ModelConfig`` (checkpoint, dtype, attention, LoRA) plus the
+  Qwen2.5-VL processor's pixel bounds.
+
+Frame and pixel bounds (SPEC §2)
+--------------------------------
+Images are resized to the square training frame (``frame_size``, 768 in the paper) BEFORE the
+policy sees them, ignoring the aspect ratio, and the answer's coordinates are read as pixels of
+that frame. Rewards are computed in the frame too (the ground truth is resized to it with
+nearest-neighbour interpolation). Qwen2.5-VL's processor then resizes the frame to multiples of
+28 pixels within its pixel bounds (``min_pixels``/``max_pixels``): with the released
+checkpoints' bounds a 768 frame becomes 756x756 (27x27 merged visual tokens). The model thus
+sees a frame 1.6 % smaller than the one its prompt promises -- like the official code, we keep
+the coordinates in the promised frame. Set ``frame_size: 756`` (a multiple of 28) to make the
+two agree exactly; :func:`seg_r1.answer.processor_resize` shows what the processor does with any
+frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import trl
+
+from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+
+#: The GRPO stages of SPEC §5.
+STAGES: tuple[str, ...] = ("prerl", "rl", "sod")
+#: Stage -> answer grammar mode of :func:`seg_r1.answer.parse_answer`.
+STAGE_ANSWER_MODE: dict[str, str] = {"prerl": "points", "rl": "full", "sod": "full"}
+#: Stage -> the reward functions of SPEC §4 (weight 1 each).
+STAGE_REWARDS: dict[str, tuple[str, ...]] = {
+    "prerl": ("prerl_format", "prerl_segmentation"),
+    "rl": ("format", "segmentation"),
+    "sod": ("format", "segmentation"),
+}
+SEGMENTERS: tuple[str, ...] = ("sam2", "classical")
+SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+
+#: Dataset names a ``datasets`` entry may start with (besides ``stage:<name>``).
+FOREGROUND_NAMES: tuple[str, ...] = (
+    "DIS5K",
+    "COD10K",
+    "CAMO",
+    "DUTS",
+    "DUT-OMRON",
+    "HKU-IS",
+    "ECSSD",
+    "synthetic",
+)
+REFER_NAMES: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog")
+REASONSEG_NAME = "ReasonSeg"
+_DATASET_SPEC = re.compile(r"^(?P<name>[^:]+)(?::(?P<split>[^:]+))?$")
+
+
+def import_reward(name: str) -> Any:
+    """``name`` itself when it is a reward of :data:`seg_r1.rewards.REWARD_FUNCS` (built by the
+    trainer with the shared segmenter), else the callable at the dotted path ``name``.
+
+    Raises:
+        ValueError: neither a known name nor an importable ``module.function`` path.
+    """
+    from seg_r1.rewards import REWARD_FUNCS
+
+    if name in REWARD_FUNCS:
+        return name
+    module_name, _, attr = name.rpartition(".")
+    if module_name:
+        import importlib
+
+        try:
+            func = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"reward {name!r} cannot be imported: {error}") from None
+        if callable(func):
+            return func
+    raise ValueError(
+        f"unknown reward {name!r}: use one of {sorted(REWARD_FUNCS)} or a dotted import path "
+        "to a function with TRL's reward signature fn(completions, **kwargs) -> list[float]"
+    )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One parsed ``datasets`` entry: ``NAME[:SPLIT]``.
+
+    ``kind`` is ``"foreground"``, ``"referring"``, ``"reasoning"`` or ``"stage"`` (the
+    prepared manifest of a training stage, ``stage:rl``).
+    """
+
+    kind: str
+    name: str
+    split: str
+
+
+def parse_dataset_spec(text: str) -> DatasetSpec:
+    """Parse ``"COD10K:train"``, ``"refcocog:train"``, ``"ReasonSeg:train"``, ``"stage:rl"``.
+
+    The split defaults to ``train``. Names are matched case-insensitively.
+
+    Raises:
+        ValueError: an unknown name, with the list of known ones.
+    """
+    match = _DATASET_SPEC.match(text.strip())
+    if match is None:
+        raise ValueError(f"dataset entry {text!r} is not NAME[:SPLIT], e.g. 'COD10K:train'")
+    name, split = match["name"].strip(), (match["split"] or "train").strip()
+    lower = name.lower()
+    if lower == "stage":
+        if split not in STAGES:
+            raise ValueError(f"dataset entry {text!r}: stage must be one of {STAGES}")
+        return DatasetSpec("stage", split, split)
+    for known in FOREGROUND_NAMES:
+        if lower == known.lower() or lower == known.lower().replace("-", ""):
+            return DatasetSpec("foreground", known, split)
+    if lower in REFER_NAMES:
+        return DatasetSpec("referring", lower, split)
+    if lower == REASONSEG_NAME.lower():
+        return DatasetSpec("reasoning", REASONSEG_NAME, split)
+    known_all = [*FOREGROUND_NAMES, *REFER_NAMES, REASONSEG_NAME, "stage:<prerl|rl|sod>"]
+    raise ValueError(f"dataset entry {text!r}: unknown dataset {name!r}; known: {known_all}")
+
+
+def _check_frame(frame_size: int | None, allow_none: bool) -> None:
+    if frame_size is None and allow_none:
+        return
+    if not isinstance(frame_size, int) or frame_size < 28:
+        raise ValueError(
+            f"frame_size must be an integer >= 28 (pixels of the square training frame; the "
+            f"paper uses 768), got {frame_size!r}"
+        )
+
+
+@dataclass
+class SegR1DataArguments:
+    """Which segmentation data to train on (shared by SFT trace synthesis and GRPO)."""
+
+    datasets: list[str] = field(
+        default_factory=lambda: ["COD10K:train", "CAMO:train"],
+        metadata={
+            "help": "Training data, each entry NAME[:SPLIT] (split defaults to train): a "
+            "foreground set (DIS5K, COD10K, CAMO, DUTS, DUT-OMRON, HKU-IS, ECSSD, synthetic), "
+            "refcoco/refcoco+/refcocog, ReasonSeg, or stage:<prerl|rl|sod> for a stage's "
+            "prepared manifest (datasets/manifests/<stage>.jsonl, else its raw folders). "
+            "Entries are concatenated."
+        },
+    )
+    data_root: str = field(
+        default="datasets",
+        metadata={
+            "help": "Folder holding the dataset folders (SPEC §6 layout); for 'synthetic' the "
+            "folder written by seg_r1.data.synthetic."
+        },
+    )
+    refer_image_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of the COCO train2014 images for refcoco* entries; default "
+            "<data_root>/Refer_Segm/coco_2014/train2014."
+        },
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Keep only the first N examples (after concatenation); None = all."},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.datasets, str):  # a single entry given on the command line
+            self.datasets = [self.datasets]
+        if not self.datasets:
+            raise ValueError("datasets is empty: list at least one entry, e.g. ['COD10K:train']")
+        for entry in self.datasets:
+            parse_dataset_spec(entry)
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ValueError(
+                f"max_train_samples must be >= 1 (or null for all), got {self.max_train_samples}"
+            )
+
+    @property
+    def dataset_specs(self) -> list[DatasetSpec]:
+        return [parse_dataset_spec(entry) for entry in self.datasets]
+
+
+@dataclass
+class GRPOScriptArguments(SegR1DataArguments):
+    """Stage, data, frame, rewards and segmenter of a GRPO run (pre-RL, RL or SOD)."""
+
+    stage: str = field(
+        default="rl",
+        metadata={
+            "help": "GRPO stage (SPEC §5): 'prerl' (points-only prompt and rewards), 'rl' "
+            "(camouflaged objects) or 'sod' (salient objects); picks the foreground prompt, "
+            "the answer grammar and the default rewards. Referring/reasoning examples always "
+            "get their own task prompts (SPEC §2)."
+        },
+    )
+    frame_size: int = field(
+        default=768,
+        metadata={
+            "help": "Side of the square training frame in pixels: images are resized to it "
+            "before the policy sees them, answers are read in its pixels and rewards are "
+            "computed in it (SPEC §2: 768). The processor's pixel bounds then turn 768 into 756."
+        },
+    )
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Reward functions by name (seg_r1.rewards.REWARD_FUNCS: format, "
+            "segmentation, prerl_format, prerl_segmentation) or as a dotted import path "
+            "(my_package.my_module.my_reward, TRL's signature); null = the stage's pair. "
+            "Weights: reward_weights (TRL option, default 1 each)."
+        },
+    )
+    segmenter: str = field(
+        default="sam2",
+        metadata={
+            "help": "Mask backend of the segmentation reward: 'sam2' (the frozen SAM2 of the "
+            "paper) or 'classical' (OpenCV GrabCut seeded by the prompts; CPU tests only)."
+        },
+    )
+    sam2_config: str = field(
+        default=DEFAULT_SAM2_CONFIG,
+        metadata={"help": "SAM2 config: a packaged name (sam2.1_hiera_l.yaml) or a YAML path."},
+    )
+    sam2_checkpoint: str = field(
+        default=DEFAULT_SAM2_CHECKPOINT,
+        metadata={
+            "help": "SAM2 weights ({'model': state_dict} .pt); get them with third_party/README.md."
+        },
+    )
+    sam2_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Device of SAM2; null = the device of each training process (every rank "
+            "holds its own frozen copy, no GPU is set aside for it)."
+        },
+    )
+    sam2_dtype: str = field(
+        default="float32",
+        metadata={"help": "SAM2 compute dtype: 'float32' or 'bfloat16' (autocast)."},
+    )
+    sam2_bgr_compat: bool = field(
+        default=False,
+        metadata={
+            "help": "Swap R and B before SAM2 to reproduce the official code's defect (SPEC "
+            "§3). Only for reproducing official numbers."
+        },
+    )
+    classical_iterations: int = field(
+        default=3,
+        metadata={"help": "GrabCut iterations of the 'classical' segmenter (SPEC §9: 3)."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        _check_frame(self.frame_size, allow_none=False)
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [self.reward_funcs]
+        if self.reward_funcs is not None:
+            if not self.reward_funcs:
+                raise ValueError(
+                    "reward_funcs is empty: list rewards, or null for the stage's pair"
+                )
+            for name in self.reward_funcs:
+                import_reward(name)  # raises with the fix when unknown
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.segmenter!r}")
+        if self.sam2_dtype not in SAM2_DTYPES:
+            raise ValueError(f"sam2_dtype must be one of {SAM2_DTYPES}, got {self.sam2_dtype!r}")
+        if self.classical_iterations < 1:
+            raise ValueError(f"classical_iterations must be >= 1, got {self.classical_iterations}")
+
+    @property
+    def answer_mode(self) -> str:
+        """``"points"`` for pre-RL, ``"full"`` otherwise."""
+        return STAGE_ANSWER_MODE[self.stage]
+
+    @property
+    def reward_names(self) -> list[str]:
+        """The reward functions to use (explicit, or the stage's default pair)."""
+        return list(self.reward_funcs or STAGE_REWARDS[self.stage])
+
+    def reward_callables(self) -> list[Any]:
+        """:attr:`reward_names` for :class:`seg_r1.trainer.SegR1GRPOTrainer`: registry names
+        stay names (the trainer builds them around its segmenter), dotted paths are imported."""
+        return [import_reward(name) for name in self.reward_names]
+
+    def segmenter_kwargs(self, device: str) -> dict[str, Any]:
+        """Keyword arguments of :func:`seg_r1.segmenter.build_segmenter` for this run.
+
+        ``device`` is the training process's device, used when ``sam2_device`` is null.
+        """
+        if self.segmenter == "classical":
+            return {"iterations": self.classical_iterations}
+        return {
+            "config": self.sam2_config,
+            "checkpoint": self.sam2_checkpoint,
+            "device": self.sam2_device or device,
+            "dtype": self.sam2_dtype,
+            "bgr_compat": self.sam2_bgr_compat,
+        }
+
+
+@dataclass
+class SFTScriptArguments(SegR1DataArguments):
+    """SFT data: an FCoT-schema set, or reasoning traces synthesised from segmentation masks."""
+
+    sft_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "FCoT-schema SFT data (parquet/JSON/JSONL file or folder; fields problem, "
+            "image, thinking, solution, optional system). When null, traces are synthesised "
+            "from the masks of `datasets` (box + interior/exterior points)."
+        },
+    )
+    sft_image_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder that relative image paths of sft_data JSON records refer to."},
+    )
+    frame_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Resize SFT images to this square frame before the policy sees them. "
+            "Synthesised traces are written in this frame (required for them). null feeds "
+            "FCoT images as stored, like the official SFT."
+        },
+    )
+    trace_fg_points: int = field(
+        default=2,
+        metadata={"help": "Foreground points per synthesised trace (deepest inside the object)."},
+    )
+    trace_bg_points: int = field(
+        default=1,
+        metadata={
+            "help": "Background points per synthesised trace (inside the box, off the object)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.sft_data is None:
+            super().__post_init__()
+            _check_frame(self.frame_size, allow_none=False)
+        else:
+            _check_frame(self.frame_size, allow_none=True)
+            if isinstance(self.datasets, str):
+                self.datasets = [self.datasets]
+        if self.trace_fg_points < 1 or self.trace_bg_points < 0:
+            raise ValueError(
+                "trace_fg_points must be >= 1 and trace_bg_points >= 0, got "
+                f"{self.trace_fg_points} and {self.trace_bg_points}"
+            )
+
+
+@dataclass
+class SegR1ModelConfig(trl.ModelConfig):
+    """TRL's ``ModelConfig`` plus the Qwen2.5-VL processor's pixel bounds."""
+
+    min_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processor lower pixel bound (Qwen2.5-VL: 4*28*28 = 3136); null keeps the "
+            "checkpoint's preprocessor config."
+        },
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processor upper pixel bound (released Qwen2.5-VL: 16384*28*28 = 12845056, "
+            "so a 768 frame is seen as 756x756); null keeps the checkpoint's."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and value < 28 * 28:
+                raise ValueError(f"{name} must be >= 784 (one 28x28 visual token), got {value}")
+        if (
+            self.min_pixels is not None
+            and self.max_pixels is not None
+            and self.min_pixels > self.max_pixels
+        ):
+            raise ValueError(
+                f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})"
+            )
+
+
+@dataclass
+class SegR1GRPOConfig(trl.GRPOConfig):
+    """TRL's ``GRPOConfig`` plus Seg-R1's sample visualisations.
+
+    Recipes set every option whose TRL default changed since the paper explicitly (SPEC §5):
+    ``beta``, ``loss_type``, ``scale_rewards``, ``temperature``, ``num_generations``,
+    ``learning_rate``/``lr_scheduler_type``, ``max_completion_length``, batch sizes, ``bf16``,
+    ``gradient_checkpointing``, ``save_steps``.
+    """
+
+    visualization_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps, save a PNG of one group (image, ground truth, "
+            "each completion's mask with its boxes and points) to "
+            "<output_dir>/visualizations/; 0 = never."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.visualization_steps < 0:
+            raise ValueError(
+                f"visualization_steps must be >= 0 (0 = off), got {self.visualization_steps}"
+            )
+
+
+# --------------------------------------------------------------------------- resolving at launch
+
+
+class LaunchError(RuntimeError):
+    """A recipe points at something that is not there; the message says how to fix it."""
+
+
+#: Path prefixes that are always local folders (never a hub model id).
+_LOCAL_PREFIXES = (".", "/", "~", "runs/", "third_party/", "outputs/", "checkpoints/")
+
+
+def is_local_path(name: str) -> bool:
+    """Whether ``name`` names a local folder rather than a hub model id (``org/name``)."""
+    from pathlib import Path
+
+    if Path(name).exists() or name.startswith(_LOCAL_PREFIXES) or name.count("/") != 1:
+        return True
+    return Path(name.split("/")[0]).is_dir()
+
+
+def check_model_path(model_args: trl.ModelConfig) -> None:
+    """Fail early when the policy checkpoint is missing.
+
+    Raises:
+        LaunchError: no ``model_name_or_path``, or a local path that does not exist.
+    """
+    from pathlib import Path
+
+    name = model_args.model_name_or_path
+    if not name:
+        raise LaunchError(
+            "model_name_or_path is not set: put it in the recipe or pass --model_name_or_path "
+            "(MODEL_PATH in the launchers), e.g. Qwen/Qwen2.5-VL-3B-Instruct"
+        )
+    if is_local_path(name) and not (Path(name) / "config.json").is_file():
+        raise LaunchError(
+            f"policy checkpoint {name!r} not found (no config.json). Use the output folder of "
+            "the previous stage (scripts/run_prerl.sh -> runs/prerl), a hub id such as "
+            "Qwen/Qwen2.5-VL-3B-Instruct (downloaded on first use, or fetched beforehand with "
+            "`huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct --local-dir DIR`), or tiny "
+            "CPU weights from `python -m seg_r1.tiny --out runs/tiny` (runs/tiny/policy)."
+        )
+
+
+def check_sam2(script_args: GRPOScriptArguments) -> None:
+    """Fail early when the SAM2 checkpoint of a SAM2-scored run is missing.
+
+    Raises:
+        LaunchError: ``segmenter='sam2'``, a mask-based reward, and no checkpoint file.
+    """
+    from pathlib import Path
+
+    from seg_r1.rewards import MASK_REWARDS
+
+    if script_args.segmenter != "sam2" or not set(script_args.reward_names) & MASK_REWARDS:
+        return
+    if not Path(script_args.sam2_checkpoint).is_file():
+        raise LaunchError(
+            f"SAM2 checkpoint {script_args.sam2_checkpoint!r} not found. Get "
+            "sam2.1_hiera_large.pt as described in third_party/README.md (expected at "
+            f"{DEFAULT_SAM2_CHECKPOINT}) or pass --sam2_checkpoint (SAM2_CHECKPOINT in the "
+            "launchers); for CPU tests use tiny weights (`python -m seg_r1.tiny --out "
+            "runs/tiny`: runs/tiny/sam2/sam2_tiny.pt with runs/tiny/sam2/sam2_tiny.yaml) or "
+            "--segmenter classical."
+        )
+
+
+def resolve_checkpoint(training_args: Any) -> str | None:
+    """The checkpoint to resume from, from ``resume_from_checkpoint``:
+
+    * ``null`` -- start fresh; refused when ``output_dir`` already holds ``checkpoint-*``
+      folders (mixing two runs in one folder breaks resuming);
+    * ``latest`` (or ``true``) -- the last ``checkpoint-*`` in ``output_dir``;
+    * a path -- that checkpoint.
+
+    Raises:
+        LaunchError: the cases above that cannot work, with the fix.
+    """
+    from pathlib import Path
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(training_args.output_dir)
+    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none", "no"):
+        if last is not None:
+            raise LaunchError(
+                f"{output_dir} already holds checkpoints (last: {last}). Resume with "
+                "--resume_from_checkpoint latest (RESUME=1 in the launchers), or choose another "
+                "output_dir (OUTPUT_DIR), or delete it."
+            )
+        return None
+    if str(value).lower() in ("latest", "true", "yes", "1"):
+        if last is None:
+            raise LaunchError(
+                f"resume requested but {output_dir} holds no checkpoint-* folder; start without "
+                "RESUME / --resume_from_checkpoint, or point output_dir at the earlier run."
+            )
+        return last
+    if not Path(value).is_dir():
+        raise LaunchError(f"resume_from_checkpoint {value!r} is not a checkpoint folder")
+    return str(value)
+
+
+def load_processor(model_args: SegR1ModelConfig) -> Any:
+    """The policy's processor with left padding (TRL generation) and, when set in the config,
+    the pixel bounds ``min_pixels``/``max_pixels`` (module doc: frame and pixel bounds)."""
+    from transformers import AutoProcessor
+
+    from seg_r1.inference import set_pixel_bounds
+
+    processor = AutoProcessor.from_pretrained(
+        model_args.model_name_or_path, revision=model_args.model_revision, padding_side="left"
+    )
+    set_pixel_bounds(processor, model_args.min_pixels, model_args.max_pixels)
+    return processor
+
+
+def model_init_kwargs(model_args: trl.ModelConfig) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments of the policy (TRL's ``model_init_kwargs``)."""
+    return {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+
+
+def setup_logging(training_args: Any) -> None:
+    """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1."""
+    import sys
+
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stderr)],
+    )
+    level = training_args.get_process_log_level()
+    logging.getLogger("seg_r1").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()

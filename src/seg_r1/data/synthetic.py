@@ -1,0 +1,641 @@
+"""Synthetic segmentation scenes with exact masks: the data of the CPU quickstart and tests.
+
+A scene is one or more flat-coloured, lightly textured shapes (circle, ellipse, square,
+rectangle, triangle, star, diamond, hexagon, cross) on a textured background (smooth blobs,
+stripes, checks). Two looks:
+
+* **salient**: the object's colour is far from the background's;
+* **camouflaged**: the object has the background's texture family and a colour a few grey
+  levels off, so only a faint edge separates them (the COD setting).
+
+Every shape is a polygon (circles and ellipses with 48 vertices) and its mask is that
+polygon rasterised exactly as :func:`seg_r1.data.io.rasterize_polygon` does, so the masks
+written as PNG, as COCO RLE or as ReasonSeg polygons are all pixel-exact. Objects in one
+scene never overlap, so each visible mask is the whole shape.
+
+Referring scenes hold 2-4 objects with distinct (colour, shape) pairs, so "the <colour>
+<shape>" is always unambiguous; size words ("small"/"large" = the radius classes below) and
+position words ("on the left" = left of every other object by a margin) are only added
+when true, e.g. "the small red triangle on the left".
+
+Determinism: scene ``i`` of a split is drawn from ``np.random.default_rng([seed, crc32(split),
+i])``, so it does not depend on ``n`` or on other scenes, and the same seed writes
+byte-identical files (PNG/JPEG encoders of one Pillow build are deterministic).
+
+Writers put the scenes in REAL dataset layouts so the regular adapters read them:
+
+* :func:`write_foreground_dataset` -> COD10K-like ``<out>/Train/Image/*.jpg`` +
+  ``<out>/Train/GT_Object/*.png`` (``Test/`` for ``split="test"``), read by
+  ``load_foreground_dataset("synthetic", root=out, split=...)``;
+* :func:`write_referring_dataset` -> REFER-like ``<out>/Refer_Segm/<dataset>/refs(unc).p`` +
+  ``instances.json`` (RLE) + ``<out>/Refer_Segm/coco_2014/train2014/*.jpg``, read by
+  ``load_refer_dataset(dataset, split, root=out)``;
+* :func:`write_reasoning_dataset` -> ReasonSeg-like ``<out>/ReasonSeg/<split>/*.jpg|json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from seg_r1.data.io import DatasetError, rasterize_polygon
+
+logger = logging.getLogger(__name__)
+
+SHAPES: tuple[str, ...] = (
+    "circle",
+    "ellipse",
+    "square",
+    "rectangle",
+    "triangle",
+    "star",
+    "diamond",
+    "hexagon",
+    "cross",
+)
+#: Named colours of salient / referring objects (RGB), far enough apart to name reliably.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (210, 35, 35),
+    "green": (40, 165, 60),
+    "blue": (40, 80, 215),
+    "yellow": (235, 205, 35),
+    "orange": (240, 130, 25),
+    "purple": (135, 55, 185),
+    "white": (240, 240, 240),
+    "black": (25, 25, 25),
+}
+#: Radius ranges as fractions of the image side: "small" and "large" never overlap, so the
+#: size words of an expression are true whatever the other objects are.
+SMALL_RADIUS = (0.07, 0.10)
+LARGE_RADIUS = (0.14, 0.19)
+#: Single-object foreground scenes: radius range (fraction of the side).
+FOREGROUND_RADIUS = (0.12, 0.30)
+_JPEG_QUALITY = 95  # high enough that camouflage edges (a few grey levels) survive
+_CIRCLE_VERTICES = 48
+
+
+@dataclass
+class SceneObject:
+    """One object: ``polygon`` (K, 2) float pixels ``[x, y]``; ``mask`` bool (H, W)."""
+
+    shape: str
+    colour: str  # a COLOURS name, or "camouflaged"
+    size: str  # "small" | "large" | "" (foreground scenes)
+    polygon: np.ndarray
+    mask: np.ndarray
+    centroid: tuple[float, float]
+    radius: float
+
+
+@dataclass
+class Scene:
+    """A generated scene.
+
+    ``image``: uint8 (H, W, 3) RGB. ``masks``: one bool (H, W) per object. ``descriptions``:
+    one unambiguous phrase per object. ``expressions``: per object, 1-3 referring expressions
+    (the first equals the description). ``foreground``: the union of the masks.
+    """
+
+    image: np.ndarray
+    masks: list[np.ndarray]
+    descriptions: list[str]
+    objects: list[SceneObject]
+    camouflaged: bool
+    expressions: list[list[str]] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Any]:
+        """``image, masks, descriptions = scene`` unpacks the three main fields."""
+        return iter((self.image, self.masks, self.descriptions))
+
+    @property
+    def foreground(self) -> np.ndarray:
+        union = np.zeros(self.image.shape[:2], dtype=bool)
+        for mask in self.masks:
+            union |= mask
+        return union
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _regular(n: int, radius: float, angle: float) -> np.ndarray:
+    t = angle + np.arange(n) * (2 * np.pi / n)
+    return np.stack([np.cos(t), np.sin(t)], axis=1) * radius
+
+
+def shape_polygon(
+    shape: str, cx: float, cy: float, radius: float, angle: float, aspect: float = 0.6
+) -> np.ndarray:
+    """Vertices ``(K, 2)`` ``[x, y]`` of ``shape`` centred at ``(cx, cy)``, fitting in ``radius``.
+
+    ``aspect`` (0-1) squeezes ellipses, rectangles and diamonds; ``angle`` rotates (radians).
+    """
+    if shape == "circle":
+        pts = _regular(_CIRCLE_VERTICES, radius, 0.0)
+    elif shape == "ellipse":
+        pts = _regular(_CIRCLE_VERTICES, radius, 0.0) * [1.0, aspect]
+    elif shape == "square":
+        pts = _regular(4, radius, np.pi / 4)
+    elif shape == "rectangle":
+        pts = np.array([[-1, -aspect], [1, -aspect], [1, aspect], [-1, aspect]]) * radius
+    elif shape == "triangle":
+        pts = _regular(3, radius, -np.pi / 2)
+    elif shape == "star":
+        outer = _regular(5, radius, -np.pi / 2)
+        inner = _regular(5, radius * 0.45, -np.pi / 2 + np.pi / 5)
+        pts = np.stack([outer, inner], axis=1).reshape(-1, 2)
+    elif shape == "diamond":
+        pts = np.array([[0, -1], [aspect, 0], [0, 1], [-aspect, 0]]) * radius
+    elif shape == "hexagon":
+        pts = _regular(6, radius, 0.0)
+    elif shape == "cross":
+        a = 0.35
+        pts = (
+            np.array(
+                [
+                    [-a, -1],
+                    [a, -1],
+                    [a, -a],
+                    [1, -a],
+                    [1, a],
+                    [a, a],
+                    [a, 1],
+                    [-a, 1],
+                    [-a, a],
+                    [-1, a],
+                    [-1, -a],
+                    [-a, -a],
+                ]
+            )
+            * radius
+        )
+    else:
+        raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
+    # Fit the farthest vertex on the circle of ``radius`` (placement relies on it).
+    pts = pts * (radius / np.max(np.hypot(pts[:, 0], pts[:, 1])))
+    if shape != "circle" and angle:
+        c, s = np.cos(angle), np.sin(angle)
+        pts = pts @ np.array([[c, s], [-s, c]])
+    # One decimal: what is written to JSON is exactly what was rasterised.
+    return np.round(pts + [cx, cy], 1)
+
+
+def _texture(
+    rng: np.random.Generator, size: int, colour: np.ndarray, contrast: float
+) -> np.ndarray:
+    """A float32 (size, size, 3) texture around ``colour``: blobs, stripes or checks + grain."""
+    kind = rng.integers(3)
+    grid = int(rng.integers(3, 10))
+    low = rng.random((grid, grid, 3), dtype=np.float32)
+    field_ = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC) - 0.5
+    if kind == 1:  # stripes along a random direction
+        theta = rng.uniform(0, np.pi)
+        period = rng.uniform(0.05, 0.2) * size
+        ramp = np.cos(theta) * np.arange(size)[None, :] + np.sin(theta) * np.arange(size)[:, None]
+        wave = np.sin(ramp * (2 * np.pi / period)).astype(np.float32)
+        field_ = 0.5 * field_ + 0.5 * wave[:, :, None]
+    elif kind == 2:  # soft checks
+        period = rng.uniform(0.08, 0.25) * size
+        x = np.sin(np.arange(size) * (2 * np.pi / period)).astype(np.float32)
+        field_ = 0.5 * field_ + 0.4 * np.sign(x[None, :] * x[:, None])[:, :, None]
+    grain = rng.standard_normal((size, size, 1), dtype=np.float32) * 4.0
+    return colour.astype(np.float32) + field_ * contrast + grain
+
+
+def _background_colour(rng: np.random.Generator) -> np.ndarray:
+    # Muted natural tones (greens, browns, greys, sands) as camouflage backgrounds have.
+    return rng.uniform(50, 190, size=3)
+
+
+def _place(
+    rng: np.random.Generator, size: int, radii: Sequence[float], margin: float
+) -> list[tuple[float, float]] | None:
+    """Non-overlapping centres for the given radii (rejection sampling), or None."""
+    centres: list[tuple[float, float]] = []
+    for r in radii:
+        for _ in range(60):
+            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+            if all(
+                np.hypot(cx - x, cy - y) > r + r2 + margin for (x, y), r2 in zip(centres, radii)
+            ):
+                centres.append((float(cx), float(cy)))
+                break
+        else:
+            return None
+    return centres
+
+
+def _colour_distance(a: np.ndarray, b: Sequence[int]) -> float:
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
+
+
+def _position_word(index: int, objects: Sequence[SceneObject], size: int) -> str:
+    """A position phrase ("on the left", ...) when it singles the object out.
+
+    Used only when the object's centroid is beyond every other centroid by 10 % of the side.
+    """
+    if len(objects) < 2:
+        return ""
+    gap = 0.1 * size
+    cx, cy = objects[index].centroid
+    others = [o.centroid for i, o in enumerate(objects) if i != index]
+    if all(cx < x - gap for x, _ in others):
+        return "on the left"
+    if all(cx > x + gap for x, _ in others):
+        return "on the right"
+    if all(cy < y - gap for _, y in others):
+        return "at the top"
+    if all(cy > y + gap for _, y in others):
+        return "at the bottom"
+    return ""
+
+
+def _expressions(
+    index: int, objects: Sequence[SceneObject], size: int, rng: np.random.Generator
+) -> list[str]:
+    obj = objects[index]
+    base = f"{obj.colour} {obj.shape}"
+    position = _position_word(index, objects, size)
+    sized = f"{obj.size} {base}"
+    canonical = f"the {sized} {position}" if position else f"the {sized}"
+    others = [f"the {base}", f"the {base} {position}" if position else f"the {sized}"]
+    if sum(o.shape == obj.shape for o in objects) == 1:
+        others.append(f"the {obj.shape}")
+    if sum(o.colour == obj.colour for o in objects) == 1:
+        others.append(f"the {obj.colour} object")
+    others = [e for e in dict.fromkeys(others) if e != canonical]
+    picked = rng.permutation(len(others))[:2]
+    return [canonical] + [others[i] for i in sorted(picked)]
+
+
+def make_scene(
+    rng: np.random.Generator,
+    size: int = 256,
+    n_objects: int = 1,
+    camouflaged: bool = False,
+    referring: bool = False,
+) -> Scene:
+    """Draw one scene.
+
+    Args:
+        rng: the random generator (the only source of randomness).
+        size: image side in pixels (square images).
+        n_objects: objects to place (referring scenes: 2-4 recommended); fewer may be
+            placed when they do not fit without overlap (at least one always is).
+        camouflaged: object colour/texture close to the background (ignored when
+            ``referring``: referring objects have nameable colours).
+        referring: distinct (colour, shape) per object, small/large radius classes, and
+            referring expressions in ``Scene.expressions``.
+
+    Returns:
+        a :class:`Scene`; ``image`` uint8 (size, size, 3) RGB, masks bool (size, size).
+    """
+    if referring:
+        camouflaged = False
+    bg_colour = _background_colour(rng)
+    image = _texture(rng, size, bg_colour, contrast=rng.uniform(40, 90))
+
+    n = max(1, int(n_objects))
+    if referring:
+        sizes = ["small" if rng.random() < 0.5 else "large" for _ in range(n)]
+        radii = [
+            rng.uniform(*(SMALL_RADIUS if s == "small" else LARGE_RADIUS)) * size for s in sizes
+        ]
+    else:
+        sizes = [""] * n
+        low, high = FOREGROUND_RADIUS
+        radii = [rng.uniform(low, high / np.sqrt(n)) * size for _ in range(n)]
+    centres = None
+    while centres is None:
+        centres = _place(rng, size, radii, margin=0.03 * size)
+        if centres is None:  # did not fit: drop the last object and retry
+            sizes, radii = sizes[:-1], radii[:-1]
+
+    named = [name for name, rgb in COLOURS.items() if _colour_distance(bg_colour, rgb) > 110]
+    if len(named) < 2:
+        named = list(COLOURS)
+    pairs: list[tuple[str, str]] = []
+    objects: list[SceneObject] = []
+    for (cx, cy), radius, size_word in zip(centres, radii, sizes):
+        while True:
+            shape = SHAPES[int(rng.integers(len(SHAPES)))]
+            colour = "camouflaged" if camouflaged else named[int(rng.integers(len(named)))]
+            if not referring or (colour, shape) not in pairs:
+                break
+        pairs.append((colour, shape))
+        polygon = shape_polygon(
+            shape, cx, cy, radius, angle=rng.uniform(0, np.pi), aspect=rng.uniform(0.45, 0.75)
+        )
+        mask = rasterize_polygon(polygon, size, size)
+        if camouflaged:
+            # Same texture family, colour shifted by 14-30 levels: hard but not invisible.
+            direction = rng.standard_normal(3)
+            shift = direction / np.linalg.norm(direction) * rng.uniform(14, 30)
+            fill = _texture(rng, size, bg_colour + shift, contrast=rng.uniform(40, 90))
+        else:
+            fill = _texture(rng, size, np.array(COLOURS[colour]), contrast=rng.uniform(10, 30))
+        image[mask] = fill[mask]
+        ys, xs = np.nonzero(mask)
+        objects.append(
+            SceneObject(
+                shape=shape,
+                colour=colour,
+                size=size_word,
+                polygon=polygon,
+                mask=mask,
+                centroid=(float(xs.mean()), float(ys.mean())) if xs.size else (cx, cy),
+                radius=float(radius),
+            )
+        )
+
+    if referring:
+        expressions = [_expressions(i, objects, size, rng) for i in range(len(objects))]
+        descriptions = [e[0] for e in expressions]
+    else:
+        look = "camouflaged" if camouflaged else "salient"
+        descriptions = [
+            f"a {look} {o.shape}" if camouflaged else f"a {look} {o.colour} {o.shape}"
+            for o in objects
+        ]
+        expressions = [[d] for d in descriptions]
+    return Scene(
+        image=np.clip(image + 0.5, 0, 255).astype(np.uint8),
+        masks=[o.mask for o in objects],
+        descriptions=descriptions,
+        objects=objects,
+        camouflaged=camouflaged,
+        expressions=expressions,
+    )
+
+
+def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator of scene ``index`` of ``split`` (independent of every other scene)."""
+    return np.random.default_rng([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
+
+
+def _foreground_scene(
+    rng: np.random.Generator, size: int, camouflage_ratio: float, multi_object_ratio: float
+) -> Scene:
+    camouflaged = bool(rng.random() < camouflage_ratio)
+    n = 2 if rng.random() < multi_object_ratio else 1
+    return make_scene(rng, size, n_objects=n, camouflaged=camouflaged)
+
+
+def _referring_scene(rng: np.random.Generator, size: int) -> Scene:
+    return make_scene(rng, size, n_objects=int(rng.integers(2, 5)), referring=True)
+
+
+def synthetic_scenes(
+    n: int,
+    seed: int = 0,
+    size: int = 256,
+    task: str = "foreground",
+    split: str = "train",
+    camouflage_ratio: float = 0.5,
+    multi_object_ratio: float = 0.15,
+) -> Iterator[Scene]:
+    """Yield ``n`` scenes in memory (no files); the same scenes the writers write.
+
+    ``task``: ``"foreground"`` (1-2 objects, a ``camouflage_ratio`` share camouflaged) or
+    ``"referring"`` (2-4 nameable objects with expressions).
+    """
+    if task not in ("foreground", "referring"):
+        raise ValueError(f"task must be 'foreground' or 'referring', got {task!r}")
+    for index in range(n):
+        rng = scene_rng(seed, split, index)
+        if task == "foreground":
+            yield _foreground_scene(rng, size, camouflage_ratio, multi_object_ratio)
+        else:
+            yield _referring_scene(rng, size)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _save_jpeg(array: np.ndarray, path: Path) -> None:
+    # 4:4:4 chroma keeps small coloured objects' edges where the mask says they are.
+    Image.fromarray(array).save(path, format="JPEG", quality=_JPEG_QUALITY, subsampling=0)
+
+
+def _save_mask(mask: np.ndarray, path: Path) -> None:
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path, format="PNG")
+
+
+def _prepare_folder(folder: Path, prefix: str, keep: set[str]) -> None:
+    """Create ``folder``; delete only our own stale outputs (``prefix*``) not in ``keep``.
+
+    Refuses to write into a folder holding other files, so user data is never touched.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    foreign = [p for p in folder.iterdir() if not p.name.startswith(prefix)]
+    if foreign:
+        raise DatasetError(
+            f"refusing to write synthetic data into {folder}: it holds other files "
+            f"(e.g. {foreign[0].name}); choose an empty --out",
+            folder,
+        )
+    for path in folder.iterdir():
+        if path.name not in keep:
+            path.unlink()
+
+
+def write_foreground_dataset(
+    out: str | os.PathLike[str],
+    n: int,
+    seed: int = 0,
+    size: int = 256,
+    split: str = "train",
+    camouflage_ratio: float = 0.5,
+    multi_object_ratio: float = 0.15,
+) -> list[str]:
+    """Write ``n`` foreground scenes COD10K-style; return the image stems written.
+
+    Files: ``<out>/<Train|Test>/Image/SYN-<CAM|SAL>-<index>.jpg`` and
+    ``GT_Object/<same>.png`` (mask 0/255). ``split``: ``"train"`` | ``"test"``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    base = Path(out) / split.capitalize()
+    image_dir, gt_dir = base / "Image", base / "GT_Object"
+    _prepare_folder(image_dir, "SYN-", keep=set())  # stale outputs of an earlier run go
+    _prepare_folder(gt_dir, "SYN-", keep=set())
+    stems: list[str] = []
+    scenes = synthetic_scenes(
+        n, seed, size, "foreground", split, camouflage_ratio, multi_object_ratio
+    )
+    for index, scene in enumerate(scenes):
+        stem = f"SYN-{'CAM' if scene.camouflaged else 'SAL'}-{index + 1:06d}"
+        _save_jpeg(scene.image, image_dir / f"{stem}.jpg")
+        _save_mask(scene.foreground, gt_dir / f"{stem}.png")
+        stems.append(stem)
+    logger.info("wrote %d synthetic foreground scenes to %s", n, base)
+    return stems
+
+
+#: REFER split -> image id block (image_id = block * 1_000_000 + index + 1).
+_SPLIT_BLOCKS = {"train": 1, "val": 2, "testA": 3, "testB": 4, "test": 5}
+
+
+def _split_block(split: str) -> int:
+    return _SPLIT_BLOCKS.get(split, 10 + zlib.crc32(split.encode("utf-8")) % 1000)
+
+
+def _rle(mask: np.ndarray) -> tuple[dict[str, Any], float, list[float]]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    area = float(mask_utils.area(rle))
+    bbox = [float(v) for v in mask_utils.toBbox(rle)]
+    return (
+        {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
+        area,
+        bbox,
+    )
+
+
+def write_referring_dataset(
+    out: str | os.PathLike[str],
+    n: int,
+    seed: int = 0,
+    size: int = 256,
+    split: str = "val",
+    dataset: str = "refcoco",
+    split_by: str | None = None,
+) -> int:
+    """Write ``n`` referring scenes REFER-style; return the number of expressions.
+
+    Adds (or replaces) ``split`` in ``<out>/Refer_Segm/<dataset>/refs(<split_by>).p`` and
+    ``instances.json`` (other splits already there are kept); images go to
+    ``<out>/Refer_Segm/coco_2014/train2014/COCO_train2014_<image_id:012d>.jpg``. Every object
+    is a ref with 1-3 sentences; segmentations are compressed RLE (exact).
+    """
+    from seg_r1.data.refer import DEFAULT_SPLIT_BY, load_refs
+
+    split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
+    ann_dir = Path(out) / "Refer_Segm" / dataset
+    image_dir = Path(out) / "Refer_Segm" / "coco_2014" / "train2014"
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    refs_path, instances_path = ann_dir / f"refs({split_by}).p", ann_dir / "instances.json"
+    block = _split_block(split)
+
+    refs: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    if refs_path.is_file() and instances_path.is_file():  # keep the other splits
+        old = json.loads(instances_path.read_text(encoding="utf-8"))
+        if any(int(i["id"]) < 1_000_000 for i in old.get("images", [])):
+            # Real COCO image ids are below 1e6, ours above: never rewrite real annotations.
+            raise DatasetError(
+                f"refusing to modify {instances_path}: it holds real (non-synthetic) "
+                "annotations; choose another --out",
+                instances_path,
+            )
+        refs = [r for r in load_refs(refs_path) if r.get("split") != split]
+        images = [i for i in old["images"] if i["id"] // 1_000_000 != block]
+        annotations = [a for a in old["annotations"] if a["image_id"] // 1_000_000 != block]
+    prefix = f"COCO_train2014_{block:06d}"
+    for stale in image_dir.glob(f"{prefix}*.jpg"):
+        stale.unlink()  # our own images of this split from an earlier run
+
+    categories = [{"id": i + 1, "name": s, "supercategory": "shape"} for i, s in enumerate(SHAPES)]
+    n_sentences = 0
+    for index, scene in enumerate(synthetic_scenes(n, seed, size, "referring", split)):
+        image_id = block * 1_000_000 + index + 1
+        file_name = f"COCO_train2014_{image_id:012d}.jpg"
+        _save_jpeg(scene.image, image_dir / file_name)
+        images.append({"id": image_id, "file_name": file_name, "height": size, "width": size})
+        for k, (obj, exprs) in enumerate(zip(scene.objects, scene.expressions)):
+            ann_id = image_id * 10 + k
+            segmentation, area, bbox = _rle(obj.mask)
+            category_id = SHAPES.index(obj.shape) + 1
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": category_id,
+                    "segmentation": segmentation,
+                    "area": area,
+                    "bbox": bbox,
+                    "iscrowd": 0,
+                }
+            )
+            sentences = [
+                {"sent": e, "raw": e, "tokens": e.split(), "sent_id": ann_id * 10 + j}
+                for j, e in enumerate(exprs)
+            ]
+            n_sentences += len(sentences)
+            refs.append(
+                {
+                    "ref_id": ann_id,
+                    "ann_id": ann_id,
+                    "image_id": image_id,
+                    "split": split,
+                    "sentences": sentences,
+                    "sent_ids": [s["sent_id"] for s in sentences],
+                    "category_id": category_id,
+                    "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+                }
+            )
+    refs.sort(key=lambda r: r["ref_id"])
+    images.sort(key=lambda i: i["id"])
+    annotations.sort(key=lambda a: a["id"])
+    refs_path.write_bytes(pickle.dumps(refs, protocol=2))
+    instances = {"images": images, "annotations": annotations, "categories": categories}
+    instances_path.write_text(json.dumps(instances, sort_keys=True, separators=(",", ":")))
+    logger.info("wrote %d synthetic %s %s images (%d expressions)", n, dataset, split, n_sentences)
+    return n_sentences
+
+
+def write_reasoning_dataset(
+    out: str | os.PathLike[str],
+    n: int,
+    seed: int = 0,
+    size: int = 256,
+    split: str = "val",
+) -> list[str]:
+    """Write ``n`` ReasonSeg-style samples to ``<out>/ReasonSeg/<split>/``; return the stems.
+
+    One target object per image; ``is_sentence`` alternates with the scene's draw (sentence
+    query vs a short "<colour> <shape>" query); about a third of the samples also mark
+    another object as an ``"ignore"`` region (label 255).
+    """
+    folder = Path(out) / "ReasonSeg" / split
+    _prepare_folder(folder, "SYN-", set())
+    stems: list[str] = []
+    for index, scene in enumerate(synthetic_scenes(n, seed, size, "referring", split)):
+        rng = scene_rng(seed, split + "/reasoning", index)
+        target = int(rng.integers(len(scene.objects)))
+        obj = scene.objects[target]
+        is_sentence = bool(rng.random() < 0.5)
+        phrase = scene.descriptions[target].removeprefix("the ")
+        text = (
+            f"Which object in this picture is the {phrase}? Segment it."
+            if is_sentence
+            else f"{obj.colour} {obj.shape}"
+        )
+        shapes = [{"label": "target", "points": obj.polygon.tolist(), "shape_type": "polygon"}]
+        others = [i for i in range(len(scene.objects)) if i != target]
+        if others and rng.random() < 0.35:
+            other = scene.objects[others[int(rng.integers(len(others)))]]
+            shapes.append(
+                {"label": "ignore", "points": other.polygon.tolist(), "shape_type": "polygon"}
+            )
+        stem = f"SYN-{index + 1:06d}"
+        _save_jpeg(scene.image, folder / f"{stem}.jpg")
+        record = {"text": [text], "is_sentence": is_sentence, "shapes": shapes}
+        (folder / f"{stem}.json").write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+        stems.append(stem)
+    logger.info("wrote %d synthetic ReasonSeg %s samples to %s", n, split, folder)
+    return stems

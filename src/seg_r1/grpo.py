@@ -1,0 +1,134 @@
+"""GRPO training of Seg-R1: the pre-RL, RL (COD) and SOD stages (SPEC §5), on TRL.
+
+    # one node, 8 GPUs, ZeRO-2 (SAM2 runs on each rank's own GPU)
+    accelerate launch --config_file configs/accelerate/zero2.yaml --num_processes 8 \
+        -m seg_r1.grpo --config configs/grpo_cod.yaml
+
+    # CPU, tiny self-built models, synthetic data (what `scripts/run_grpo.sh` runs with
+    # RECIPE=configs/tiny/grpo.yaml)
+    python -m seg_r1.grpo --config configs/tiny/grpo.yaml
+
+Every recipe option can be overridden on the command line (``--learning_rate 2e-6``); the
+launchers ``scripts/run_prerl.sh``, ``scripts/run_grpo.sh`` and ``scripts/run_grpo_sod.sh`` wrap
+this with environment variables (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from seg_r1.configs import (
+    GRPOScriptArguments,
+    LaunchError,
+    SegR1GRPOConfig,
+    SegR1ModelConfig,
+    check_model_path,
+    check_sam2,
+    load_processor,
+    model_init_kwargs,
+    resolve_checkpoint,
+    setup_logging,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def main(
+    script_args: GRPOScriptArguments,
+    training_args: SegR1GRPOConfig,
+    model_args: SegR1ModelConfig,
+) -> Any:
+    """Train one GRPO stage and save the policy (and its processor) to ``output_dir``.
+
+    Returns the trainer (tests and the quickstart read its ``state.log_history``).
+    """
+    from transformers import set_seed
+    from trl import get_peft_config
+
+    from seg_r1.rewards import MASK_REWARDS
+    from seg_r1.segmenter import build_segmenter
+    from seg_r1.trainer import SegR1GRPOTrainer
+    from seg_r1.training_data import grpo_dataset, load_segmentation_data
+
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    # Every rank says who it is (warning level: replicas only log warnings), as open-r1 does.
+    logger.warning(
+        "process %d of %d on %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+    )
+    logger.info("script arguments %s", script_args)
+    logger.info("model arguments %s", model_args)
+
+    # Everything that can be missing is checked before anything heavy is loaded.
+    check_model_path(model_args)
+    check_sam2(script_args)
+    checkpoint = resolve_checkpoint(training_args)
+
+    processor = load_processor(model_args)
+    training_args.model_init_kwargs = model_init_kwargs(model_args)
+
+    dataset = load_segmentation_data(script_args)
+    train_dataset = grpo_dataset(dataset, script_args.stage, script_args.frame_size)
+    logger.info(
+        "stage %s: %d examples, frame %d, rewards %s",
+        script_args.stage,
+        len(dataset),
+        script_args.frame_size,
+        script_args.reward_names,
+    )
+
+    segmenter = None
+    if set(script_args.reward_names) & MASK_REWARDS:
+        segmenter = build_segmenter(
+            script_args.segmenter, **script_args.segmenter_kwargs(str(training_args.device))
+        )
+
+    trainer = SegR1GRPOTrainer(
+        model=model_args.model_name_or_path,
+        reward_funcs=script_args.reward_callables(),
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+        segmenter=segmenter,
+        frame_size=script_args.frame_size,
+        answer_mode=script_args.answer_mode,
+    )
+
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics, train_samples=len(dataset))
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    # The policy is saved with its processor (pixel bounds included) so that the next stage
+    # and the evaluation load exactly what was trained.
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(training_args.output_dir)
+        trainer.create_model_card(dataset_name=",".join(script_args.datasets), tags=["seg-r1"])
+    logger.info("saved the policy to %s", training_args.output_dir)
+    return trainer
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
+    """``(script_args, training_args, model_args)`` from ``--config RECIPE`` + overrides."""
+    from trl import TrlParser
+
+    parser = TrlParser((GRPOScriptArguments, SegR1GRPOConfig, SegR1ModelConfig))
+    return parser.parse_args_and_config(argv)
+
+
+if __name__ == "__main__":
+    try:
+        main(*parse_args())
+    except LaunchError as error:  # a missing input: the message says how to fix it
+        logger.error("%s", error)
+        raise SystemExit(2) from None

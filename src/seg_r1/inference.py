@@ -1,0 +1,507 @@
+"""The one inference path: image (+ query) -> policy answer -> parsed prompts -> mask.
+
+Evaluation (``eval/*.py`` through :mod:`seg_r1.evaluation`), the demo and the training
+quickstart's held-out evaluation all go through :class:`SegR1Pipeline`; nothing else calls
+``model.generate`` on evaluation images.
+
+Steps of :meth:`SegR1Pipeline.predict` for a batch of images:
+
+1. **Frame.** Each image (RGB) is resized to the square ``frame_size`` frame, ignoring its
+   aspect ratio (SPEC §2: 768 for COD/SOD, 1024 for referring/reasoning and the demo), with
+   :func:`seg_r1.segmenter.resize_to_frame` (area interpolation when shrinking, bilinear when
+   enlarging). The policy and the segmenter both see this frame image.
+2. **Policy.** The chat of :func:`seg_r1.prompts.build_chat` is rendered for each image and the
+   batch is generated **greedily** (``do_sample=False``, one beam, ``repetition_penalty`` 1.0
+   unless asked) with **left padding**, so every row's prompt ends where generation starts and
+   a batch gives the same tokens as one-at-a-time generation (pinned by
+   ``tests/test_inference.py``). Qwen's processor then resizes the frame to its own 28-pixel
+   grid within the pixel bounds (``min_pixels``/``max_pixels``; 768 -> 756 and 1024 -> 1036
+   with the released checkpoints' bounds): coordinates are still read in the frame, as in the
+   official code (see :mod:`seg_r1.answer`).
+3. **Parse.** :func:`seg_r1.answer.parse_answer` in the frame (never raises).
+4. **Segment.** :func:`seg_r1.segmenter.segment_batch` on the frame images: each distinct image
+   is encoded ONCE per call (several queries on one image share the encoder pass), one mask
+   per box, union over boxes (SPEC §3).
+5. **Back to the image.** The frame mask is resized to the original ``(H, W)`` with
+   **nearest-neighbour** interpolation (:func:`seg_r1.segmenter.resize_mask`): each original
+   pixel takes the value of the frame pixel its centre falls in, so the mask stays binary and
+   no threshold is involved.
+
+Devices: the policy lives on ``device`` (``load_policy``), the segmenter on its own device
+(``build_segmenter(..., device=...)``); they may differ (e.g. policy on ``cuda:0``, SAM2 on
+``cuda:1`` or on the CPU).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from seg_r1.answer import ParsedAnswer, parse_answer
+from seg_r1.prompts import TASKS, build_chat
+from seg_r1.segmenter import Segmenter, resize_mask, resize_to_frame, segment_batch
+
+logger = logging.getLogger(__name__)
+
+DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "float32")
+ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("flash_attention_2", "sdpa", "eager")
+#: Frame sizes of SPEC §2, per evaluation task.
+DEFAULT_FRAME_SIZE: dict[str, int] = {
+    "foreground": 768,
+    "rl": 768,
+    "sod": 768,
+    "prerl": 768,
+    "referring": 1024,
+    "reasoning": 1024,
+}
+#: Room for a reasoning trace plus prompts; Seg-R1 answers are typically 100-300 tokens.
+DEFAULT_MAX_NEW_TOKENS = 1024
+#: Generation budgets of the official evaluation scripts, per task (eval CLI defaults).
+EVAL_MAX_NEW_TOKENS: dict[str, int] = {"foreground": 1024, "referring": 512, "reasoning": 512}
+
+ImageLike = Image.Image | np.ndarray
+
+
+class PolicyLoadError(RuntimeError):
+    """The policy checkpoint cannot be loaded as asked (message says how to fix it)."""
+
+
+# --------------------------------------------------------------------------- devices / dtypes
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` -> ``cuda:0`` when CUDA is available, else ``cpu``.
+
+    Raises:
+        PolicyLoadError: a CUDA device is asked for on a machine without CUDA.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PolicyLoadError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``"auto"`` -> bfloat16 on a GPU that supports it, float32 otherwise."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def resolve_attn_implementation(
+    attn_implementation: str | None, device: torch.device, dtype: torch.dtype
+) -> str:
+    """``None`` -> ``flash_attention_2`` on CUDA in bf16/fp16 when ``flash_attn`` is installed,
+    ``sdpa`` otherwise. An explicit ``flash_attention_2`` that cannot work raises."""
+    flash_ok = (
+        device.type == "cuda"
+        and dtype in (torch.bfloat16, torch.float16)
+        and importlib.util.find_spec("flash_attn") is not None
+    )
+    if attn_implementation is None:
+        return "flash_attention_2" if flash_ok else "sdpa"
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(
+            f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}"
+        )
+    if attn_implementation == "flash_attention_2" and not flash_ok:
+        raise PolicyLoadError(
+            "flash_attention_2 needs a CUDA device, dtype bfloat16/float16 and the flash-attn "
+            f"package (device={device}, dtype={dtype}); use attn_implementation='sdpa' or "
+            "install it with WITH_FLASH_ATTN=1 bash setup.sh"
+        )
+    return attn_implementation
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_policy(
+    model_path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: str = "auto",
+    attn_implementation: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> tuple[Any, Any]:
+    """Load a Seg-R1 / Qwen2.5-VL policy and its processor for inference.
+
+    Args:
+        model_path: checkpoint directory (``config.json`` + weights + processor files) or a
+            hub id already in the local cache.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        dtype: ``"auto"`` (bf16 on a GPU that supports it, fp32 otherwise), ``"bfloat16"``,
+            ``"float16"`` or ``"float32"``.
+        attn_implementation: ``None`` = flash_attention_2 on GPU (bf16/fp16, flash-attn
+            installed), sdpa otherwise; or one of :data:`ATTN_IMPLEMENTATIONS`.
+        min_pixels, max_pixels: the processor's pixel bounds (``None`` keeps the checkpoint's
+            ``preprocessor_config``); they decide the 28-multiple size the model sees.
+
+    Returns:
+        ``(model, processor)``: the model in eval mode on ``device``; the processor pads on
+        the LEFT (needed for batched generation).
+
+    Raises:
+        PolicyLoadError: the checkpoint is missing or cannot be loaded (message says why).
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = Path(model_path)
+    if path.exists() and not (path / "config.json").is_file():
+        raise PolicyLoadError(
+            f"{model_path} is not a checkpoint directory (no config.json); pass the folder "
+            "written by save_pretrained (or build tiny test weights with "
+            "`python -m seg_r1.tiny --out runs/tiny` and use runs/tiny/policy)"
+        )
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    attn = resolve_attn_implementation(attn_implementation, dev, torch_dtype)
+    try:
+        processor = AutoProcessor.from_pretrained(model_path)
+        model = AutoModelForImageTextToText.from_pretrained(
+            model_path, dtype=torch_dtype, attn_implementation=attn
+        )
+    except OSError as exc:
+        raise PolicyLoadError(
+            f"cannot load the policy from {model_path!r} ({exc}). Pass a local checkpoint "
+            "directory; this machine may not reach the model hub."
+        ) from exc
+    set_pixel_bounds(processor, min_pixels, max_pixels)
+    processor.tokenizer.padding_side = "left"
+    model = model.to(dev).eval()
+    logger.info(
+        "policy %s on %s (%s, %s attention, %.1fM parameters)",
+        model_path,
+        dev,
+        str(torch_dtype).removeprefix("torch."),
+        attn,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+    )
+    return model, processor
+
+
+def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Override the image processor's pixel bounds (``None`` keeps the current value).
+
+    Raises:
+        ValueError: ``min_pixels > max_pixels`` or non-positive bounds.
+    """
+    if min_pixels is None and max_pixels is None:
+        return
+    image_processor = processor.image_processor
+    size = dict(image_processor.size)
+    low = int(min_pixels if min_pixels is not None else size["shortest_edge"])
+    high = int(max_pixels if max_pixels is not None else size["longest_edge"])
+    if low <= 0 or high < low:
+        raise ValueError(f"need 0 < min_pixels <= max_pixels, got {low}, {high}")
+    image_processor.size = {"shortest_edge": low, "longest_edge": high}
+
+
+def pixel_bounds(processor: Any) -> tuple[int, int]:
+    """The processor's ``(min_pixels, max_pixels)``."""
+    size = processor.image_processor.size
+    return int(size["shortest_edge"]), int(size["longest_edge"])
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """One image's prediction.
+
+    Attributes:
+        completion: the policy's raw answer text (special tokens removed).
+        answer: the parsed answer; coordinates in the frame (``answer.frame_size``).
+        frame_mask: ``bool (F_h, F_w)`` mask in the frame.
+        mask: ``bool (H, W)`` mask at the ORIGINAL image resolution (nearest-neighbour resize
+            of ``frame_mask``).
+    """
+
+    completion: str
+    answer: ParsedAnswer
+    frame_mask: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the original image."""
+        return int(self.mask.shape[0]), int(self.mask.shape[1])
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """A PIL image (any mode) or an ``(H, W, 3)`` uint8 RGB array as ``uint8 (H, W, 3)`` RGB."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(
+            f"images must be PIL images or uint8 (H, W, 3) RGB arrays, got "
+            f"{array.dtype} {array.shape}"
+        )
+    return array
+
+
+class SegR1Pipeline:
+    """Policy + segmenter: images (and queries) in, answers and masks out.
+
+    Args:
+        model, processor: from :func:`load_policy` (the processor must pad on the left; it is
+            set so here if it does not).
+        segmenter: a :class:`seg_r1.segmenter.Segmenter` (``build_segmenter("sam2", ...)`` or
+            ``"classical"``).
+        frame_size: side of the square frame the image is resized to and the answer's
+            coordinates refer to (768 COD/SOD, 1024 referring/reasoning/demo).
+        task: a task of :mod:`seg_r1.prompts` (``"foreground"``, ``"referring"``,
+            ``"reasoning"``, ...); ``"prerl"`` parses points-only answers.
+        max_new_tokens: generation budget per answer.
+        batch_size: images per ``generate`` call.
+        repetition_penalty: 1.0 = plain greedy decoding. (Qwen2.5-VL's shipped
+            ``generation_config`` has 1.05, which a bare ``generate(do_sample=False)`` applies;
+            pass 1.05 to reproduce such a run.)
+        min_pixels, max_pixels: optional processor pixel bounds (see :func:`load_policy`).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        segmenter: Segmenter,
+        frame_size: int = 1024,
+        task: str = "foreground",
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        batch_size: int = 8,
+        repetition_penalty: float = 1.0,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if batch_size < 1 or max_new_tokens < 1 or frame_size < 1:
+            raise ValueError("batch_size, max_new_tokens and frame_size must be positive")
+        self.model = model
+        self.processor = processor
+        self.segmenter = segmenter
+        self.frame_size = int(frame_size)
+        self.task = task
+        self.mode = "points" if task == "prerl" else "full"
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size = int(batch_size)
+        self.repetition_penalty = float(repetition_penalty)
+        set_pixel_bounds(processor, min_pixels, max_pixels)
+        if getattr(processor.tokenizer, "padding_side", "left") != "left":
+            processor.tokenizer.padding_side = "left"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ policy
+
+    def frames(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
+        """The images as ``uint8 (F, F, 3)`` RGB frames (step 1 of the module doc)."""
+        return [resize_to_frame(to_rgb_array(im), self.frame_size) for im in images]
+
+    def _queries(
+        self, n: int, queries: Sequence[str] | None, query_types: Sequence[str] | None
+    ) -> tuple[list[str], list[str]]:
+        queries = [""] * n if queries is None else list(queries)
+        query_types = [""] * n if query_types is None else list(query_types)
+        if len(queries) != n or len(query_types) != n:
+            raise ValueError(
+                f"{n} images but {len(queries)} queries and {len(query_types)} query types"
+            )
+        if self.task in ("referring", "reasoning") and not all(queries):
+            raise ValueError(f"task {self.task!r} needs a non-empty query for every image")
+        return queries, query_types
+
+    def generate(
+        self,
+        images: Sequence[ImageLike],
+        queries: Sequence[str] | None = None,
+        query_types: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Greedy answers for ``images`` (resized to the frame first), in input order."""
+        queries, query_types = self._queries(len(images), queries, query_types)
+        frames = self.frames(images)
+        return self._generate_frames(frames, queries, query_types)
+
+    def _generate_frames(
+        self, frames: Sequence[np.ndarray], queries: Sequence[str], query_types: Sequence[str]
+    ) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(frames), self.batch_size):
+            stop = start + self.batch_size
+            out += self._generate_batch(
+                frames[start:stop], queries[start:stop], query_types[start:stop]
+            )
+        return out
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, frames: Sequence[np.ndarray], queries: Sequence[str], query_types: Sequence[str]
+    ) -> list[str]:
+        pils = [Image.fromarray(frame) for frame in frames]
+        texts = [
+            self.processor.apply_chat_template(
+                build_chat(self.task, pil, query, query_type),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for pil, query, query_type in zip(pils, queries, query_types)
+        ]
+        inputs = self.processor(text=texts, images=pils, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        generated = self.model.generate(
+            **inputs,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=self.repetition_penalty,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+        new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+        return self.processor.batch_decode(
+            new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+
+    # ------------------------------------------------------------------ full prediction
+
+    def predict(
+        self,
+        images: Sequence[ImageLike],
+        queries: Sequence[str] | None = None,
+        query_types: Sequence[str] | None = None,
+        image_keys: Sequence[Hashable] | None = None,
+    ) -> list[Prediction]:
+        """Answers, parsed prompts and masks for ``images`` (module doc, steps 1-5).
+
+        Args:
+            images: PIL images or ``uint8 (H, W, 3)`` RGB arrays, any sizes.
+            queries, query_types: per image (referring/reasoning); ``None`` for foreground.
+            image_keys: equal keys = the same image, encoded once by the segmenter. Default:
+                the same Python object passed several times counts as one image.
+        """
+        queries, query_types = self._queries(len(images), queries, query_types)
+        keys, frames, sizes = self._frames_by_key(images, image_keys)
+        completions = self._generate_frames(frames, queries, query_types)
+        return self._segment(frames, sizes, keys, completions)
+
+    def predict_from_completions(
+        self,
+        images: Sequence[ImageLike],
+        completions: Sequence[str],
+        image_keys: Sequence[Hashable] | None = None,
+    ) -> list[Prediction]:
+        """Steps 1 and 3-5 for given answer texts (the policy is skipped): re-scoring saved
+        completions, or segmenting an answer a user edited in the demo."""
+        if len(completions) != len(images):
+            raise ValueError(f"{len(images)} images but {len(completions)} completions")
+        keys, frames, sizes = self._frames_by_key(images, image_keys)
+        return self._segment(frames, sizes, keys, list(completions))
+
+    def _frames_by_key(
+        self, images: Sequence[ImageLike], image_keys: Sequence[Hashable] | None
+    ) -> tuple[list[Hashable], list[np.ndarray], list[tuple[int, int]]]:
+        """Keys, frames and original ``(H, W)`` sizes; one frame per distinct key (shared
+        images are resized once and keep one identity)."""
+        if image_keys is None:
+            first: dict[int, int] = {}
+            image_keys = [first.setdefault(id(im), i) for i, im in enumerate(images)]
+        elif len(image_keys) != len(images):
+            raise ValueError(f"{len(image_keys)} image keys for {len(images)} images")
+        frame_of: dict[Hashable, np.ndarray] = {}
+        sizes: list[tuple[int, int]] = []
+        for image, key in zip(images, image_keys):
+            array = to_rgb_array(image)
+            sizes.append((int(array.shape[0]), int(array.shape[1])))
+            if key not in frame_of:
+                frame_of[key] = resize_to_frame(array, self.frame_size)
+        return list(image_keys), [frame_of[key] for key in image_keys], sizes
+
+    def _segment(
+        self,
+        frames: list[np.ndarray],
+        sizes: list[tuple[int, int]],
+        keys: list[Hashable],
+        completions: list[str],
+    ) -> list[Prediction]:
+        answers = [parse_answer(text, self.frame_size, mode=self.mode) for text in completions]
+        frame_masks = segment_batch(self.segmenter, frames, answers, image_keys=keys)
+        return [
+            Prediction(text, answer, frame_mask, resize_mask(frame_mask, size))
+            for text, answer, frame_mask, size in zip(completions, answers, frame_masks, sizes)
+        ]
+
+
+def build_pipeline(
+    model_path: str | Path,
+    task: str = "foreground",
+    frame_size: int | None = None,
+    segmenter: str = "sam2",
+    device: str = "auto",
+    sam2_device: str | None = None,
+    dtype: str = "auto",
+    attn_implementation: str | None = None,
+    sam2_config: str | Path | None = None,
+    sam2_checkpoint: str | Path | None = None,
+    sam2_dtype: str = "float32",
+    bgr_compat: bool = False,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    batch_size: int = 8,
+    repetition_penalty: float = 1.0,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> SegR1Pipeline:
+    """Load the policy and build the segmenter, then the pipeline (eval scripts and demo).
+
+    ``frame_size=None`` takes SPEC §2's size for ``task`` (:data:`DEFAULT_FRAME_SIZE`).
+    ``sam2_device=None`` puts the segmenter on the policy's device. ``bgr_compat`` reproduces
+    the official code's R/B swap before SAM2 (SAM2 only; the classical segmenter ignores it).
+    """
+    from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+    from seg_r1.segmenter import build_segmenter
+
+    policy_device = resolve_device(device)
+    model, processor = load_policy(
+        model_path, policy_device, dtype, attn_implementation, min_pixels, max_pixels
+    )
+    if segmenter == "sam2":
+        seg = build_segmenter(
+            "sam2",
+            config=str(sam2_config or DEFAULT_SAM2_CONFIG),
+            checkpoint=str(sam2_checkpoint or DEFAULT_SAM2_CHECKPOINT),
+            device=str(resolve_device(sam2_device) if sam2_device else policy_device),
+            dtype=sam2_dtype,
+            bgr_compat=bgr_compat,
+        )
+    else:
+        if bgr_compat:
+            logger.warning("bgr_compat only affects the sam2 segmenter; ignored for %s", segmenter)
+        seg = build_segmenter(segmenter)
+    return SegR1Pipeline(
+        model,
+        processor,
+        seg,
+        frame_size=frame_size or DEFAULT_FRAME_SIZE[task],
+        task=task,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        repetition_penalty=repetition_penalty,
+    )

@@ -1,0 +1,486 @@
+"""GRPO reward functions (SPEC §4) and their registry.
+
+Every reward has TRL's signature ``fn(completions, **kwargs) -> list[float]``: ``kwargs``
+carry the dataset columns (``image``, ``mask``, ...) repeated per completion, plus TRL's
+``trainer_state``, ``log_metric(name, value)`` and ``log_extra(column, values)`` (absent in
+direct calls; both are optional here). Completions are plain strings or conversational
+(``[{"role": "assistant", "content": "..."}]``, content possibly a list of ``{"type": "text"}``
+parts).
+
+=====================  ==========================================================  =========
+YAML name              reward                                                      needs
+=====================  ==========================================================  =========
+``format``             1.0 iff think + >=1 valid box + points + matching labels     --
+``prerl_format``       1.0 iff points and labels parse with matching counts         --
+``segmentation``       ``0.7 IoU + 0.3 clip(S-measure(alpha=0.5), 0, 1)``; 0 if     segmenter
+                       the answer is unusable (boxes + points inside each box)
+``prerl_segmentation`` the same with a points-only mask                              segmenter
+=====================  ==========================================================  =========
+
+The segmentation rewards are computed in the training *frame* (``frame_size``, default 768):
+the image is resized to the frame (:func:`seg_r1.segmenter.resize_to_frame`), segmented with
+the answer's prompts (frame pixels), and compared with the ground truth resized to the frame
+with nearest-neighbour interpolation. Masks are computed ONCE per batch by a shared
+:class:`MaskComputer` (one encoder pass per distinct image, a small cache keyed by the
+completion texts and image contents), so any number of mask-based rewards costs one
+segmentation pass.
+
+Ground truth is binarised at ``> 127`` on the 0-255 scale (SPEC §4). A mask given on the
+0/1 scale (a ``bool`` array, or values whose maximum is <= 1) is read as 0/1 (``> 0.5``)
+instead: the official code's ``> 128`` on a 0/1 GT made every GT empty, and its S-measure
+term degenerate to ``1 - foreground fraction`` (see ``tests/test_rewards.py``).
+
+Expected failures -- answers that do not parse -- score 0 and are counted and logged
+(``<name>/parse_failures``, ``<name>/parse_failure_rate``); anything unexpected (a missing
+column, an unreadable image) raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from seg_r1.answer import Mode, ParsedAnswer, frame_hw, parse_answer
+from seg_r1.metrics import mask_iou, s_measure
+from seg_r1.segmenter import (
+    Segmenter,
+    build_segmenter,
+    image_key,
+    resize_mask,
+    resize_to_frame,
+    segment_batch,
+)
+
+logger = logging.getLogger(__name__)
+
+#: SPEC §4: segmentation = IOU_WEIGHT * IoU + S_MEASURE_WEIGHT * clip(S-measure, 0, 1).
+IOU_WEIGHT = 0.7
+S_MEASURE_WEIGHT = 0.3
+#: S-measure's object/region balance (0.5 in the paper and the COD/SOD toolbox).
+S_MEASURE_ALPHA = 0.5
+#: The training frame (SPEC §2): images are resized to 768x768 for GRPO.
+DEFAULT_FRAME_SIZE = 768
+#: Ground-truth threshold on the 0-255 scale (SPEC §4: foreground is > 127).
+GT_THRESHOLD = 127
+
+LogMetric = Callable[[str, float], None]
+LogExtra = Callable[[str, list], None]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def completion_text(completion: Any) -> str:
+    """The text of one completion: a string, or a conversational list of messages (the
+    assistant messages' contents concatenated; content may be a list of text parts).
+
+    Raises:
+        TypeError: any other structure (a caller bug, not a model failure).
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Mapping):
+        completion = [completion]
+    if isinstance(completion, Sequence) and all(isinstance(m, Mapping) for m in completion):
+        texts = []
+        for message in completion:
+            if message.get("role", "assistant") != "assistant":
+                continue
+            content = message.get("content", "")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, Sequence):
+                texts += [p["text"] for p in content if isinstance(p, Mapping) and "text" in p]
+            else:
+                raise TypeError(f"unsupported message content {type(content).__name__}")
+        return "".join(texts)
+    raise TypeError(f"unsupported completion type {type(completion).__name__}")
+
+
+def image_array(value: Any) -> np.ndarray:
+    """An image column value as ``uint8 (H, W, 3)`` RGB.
+
+    Arrays are taken as RGB (``(H, W)`` grey is replicated, a 4th alpha channel dropped);
+    PIL images, paths and ``{"path", "bytes"}`` dicts go through
+    :func:`seg_r1.data.io.load_image` (RGB, EXIF orientation applied).
+
+    Raises:
+        ValueError: an array of another dtype or shape.
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype != np.uint8:
+            raise ValueError(f"image arrays must be uint8, got {value.dtype}")
+        if value.ndim == 2:
+            return np.repeat(value[:, :, None], 3, axis=2)
+        if value.ndim == 3 and value.shape[2] in (3, 4):
+            return value[:, :, :3]
+        raise ValueError(f"image arrays must be (H, W, 3), got {value.shape}")
+    from seg_r1.data.io import load_image
+
+    return np.asarray(load_image(value))
+
+
+def ground_truth(value: Any, row: Mapping[str, Any] | None = None) -> np.ndarray:
+    """A ground-truth column value as ``bool (H, W)`` (True = foreground).
+
+    Accepts a ``bool``/integer/float array, a PIL image (any mode; EXIF orientation applied),
+    a path or a ``{"path", "bytes"}`` dict. Values on the 0/1 scale (``bool``, or a maximum
+    <= 1) are foreground where > 0.5; otherwise foreground is ``> 127`` (SPEC §4). With
+    ``value`` ``None`` and a referring/reasoning ``row``, the mask is decoded from the row's
+    annotation by :func:`seg_r1.data.io.load_mask`.
+
+    Raises:
+        ValueError: no ground truth, or not a 2-D mask.
+    """
+    if value is None:
+        if row is not None and row.get("task") in ("referring", "reasoning"):
+            from seg_r1.data.io import load_mask
+
+            return load_mask(row)
+        raise ValueError("sample has no ground-truth mask (the 'mask' column is None)")
+    if isinstance(value, (str, os.PathLike)):
+        with Image.open(value) as img:
+            return ground_truth(ImageOps.exif_transpose(img))
+    if isinstance(value, Mapping):
+        import io
+
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
+        if source is None:
+            raise ValueError("mask dict has neither 'bytes' nor 'path'")
+        with Image.open(source) as img:
+            return ground_truth(ImageOps.exif_transpose(img))
+    if isinstance(value, Image.Image):
+        img = ImageOps.exif_transpose(value)
+        if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
+            value = np.asarray(img)
+        else:
+            value = np.asarray(img.convert("L"))
+    grey = np.asarray(value)
+    if grey.ndim == 3 and grey.shape[2] == 1:
+        grey = grey[:, :, 0]
+    if grey.ndim != 2:
+        raise ValueError(f"ground-truth masks must be 2-D, got shape {grey.shape}")
+    if grey.dtype == bool:
+        return grey
+    if grey.size and grey.max() <= 1:
+        return grey > 0.5
+    return grey > GT_THRESHOLD
+
+
+def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
+    if name not in kwargs:
+        raise KeyError(
+            f"reward needs the dataset column {name!r}; got columns {sorted(kwargs)}. "
+            "Keep it in the dataset passed to the trainer (remove_unused_columns=False)."
+        )
+    values = list(kwargs[name])
+    if len(values) != n:
+        raise ValueError(f"column {name!r} has {len(values)} values for {n} completions")
+    return values
+
+
+def _images(kwargs: Mapping[str, Any], n: int) -> list[Any]:
+    """The ``image`` column, or the first image of each sample's ``images`` list."""
+    if "image" not in kwargs and "images" in kwargs:
+        values = _column(kwargs, "images", n)
+        return [imgs[0] if isinstance(imgs, (list, tuple)) else imgs for imgs in values]
+    return _column(kwargs, "image", n)
+
+
+# --------------------------------------------------------------------------- shared masks
+
+
+@dataclass(frozen=True)
+class SegmentedBatch:
+    """A batch of answers and their masks in the frame.
+
+    Attributes:
+        answers: one :class:`ParsedAnswer` per completion.
+        masks: ``bool (frame_h, frame_w)`` per completion (all False when unusable).
+    """
+
+    answers: list[ParsedAnswer]
+    masks: list[np.ndarray]
+
+
+class MaskComputer:
+    """Parses and segments a batch once and shares the result between reward functions.
+
+    ``__call__(completions, images, mode)`` resizes each distinct image to the frame, encodes
+    it once (:func:`seg_r1.segmenter.segment_batch`) and decodes every completion's prompts.
+    The last ``cache_size`` batches are kept, keyed by ``(mode, completion texts, image
+    contents)``: the second reward function of a step gets the same masks without touching
+    the segmenter. ``hits`` / ``misses`` count cache use.
+
+    Args:
+        segmenter: any :class:`seg_r1.segmenter.Segmenter` (built once per process).
+        frame_size: the frame the answers' coordinates refer to (``int`` or ``(h, w)``).
+        cache_size: batches kept.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
+        cache_size: int = 4,
+    ) -> None:
+        self.segmenter = segmenter
+        self.frame_size = frame_hw(frame_size)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, SegmentedBatch] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(
+        self, completions: Sequence[Any], images: Sequence[Any], mode: Mode
+    ) -> SegmentedBatch:
+        texts = [completion_text(c) for c in completions]
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images for {len(texts)} completions")
+        arrays: dict[int, np.ndarray] = {}
+        for value in images:
+            if id(value) not in arrays:
+                arrays[id(value)] = image_array(value)
+        keys_by_id = {i: image_key(a) for i, a in arrays.items()}
+        keys = [keys_by_id[id(v)] for v in images]
+        cache_key = (mode, tuple(texts), tuple(keys))
+        if cache_key in self._cache:
+            self.hits += 1
+            self._cache.move_to_end(cache_key)
+            return self._cache[cache_key]
+        self.misses += 1
+        answers = [parse_answer(t, self.frame_size, mode) for t in texts]
+        frames: dict[str, np.ndarray] = {}
+        for i, arr in arrays.items():
+            frames.setdefault(keys_by_id[i], resize_to_frame(arr, self.frame_size))
+        masks = segment_batch(self.segmenter, [frames[k] for k in keys], answers, image_keys=keys)
+        batch = SegmentedBatch(answers, masks)
+        self._cache[cache_key] = batch
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return batch
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+def _log(log_metric: LogMetric | None, name: str, value: float) -> None:
+    if log_metric is not None:
+        log_metric(name, float(value))
+
+
+def _format(
+    completions: Sequence[Any],
+    mode: Mode,
+    name: str,
+    frame_size: int | tuple[int, int],
+    log_metric: LogMetric | None,
+    log_extra: LogExtra | None,
+) -> list[float]:
+    answers = [parse_answer(completion_text(c), frame_size, mode) for c in completions]
+    rewards = [1.0 if a.format_ok else 0.0 for a in answers]
+    failures = len(answers) - int(sum(rewards))
+    _log(log_metric, f"{name}/failures", failures)
+    _log(log_metric, f"{name}/failure_rate", failures / max(len(answers), 1))
+    if log_extra is not None:
+        log_extra(f"{name}_error", [a.error for a in answers])
+    return rewards
+
+
+def format_reward(
+    completions: Sequence[Any],
+    frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
+    log_metric: LogMetric | None = None,
+    log_extra: LogExtra | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """RL/SOD format reward (SPEC §4): 1.0 iff the answer has a ``<think>...</think>`` block
+    (may be empty), at least one valid box, points, and as many labels as points; else 0.0.
+    ``frame_size`` matters only for box validity (a box outside the frame is not valid)."""
+    return _format(completions, "full", "format", frame_size, log_metric, log_extra)
+
+
+def prerl_format_reward(
+    completions: Sequence[Any],
+    frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
+    log_metric: LogMetric | None = None,
+    log_extra: LogExtra | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """Pre-RL format reward (SPEC §4): 1.0 iff points and labels parse with matching counts."""
+    return _format(completions, "points", "prerl_format", frame_size, log_metric, log_extra)
+
+
+def segmentation_score(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
+    """``(reward, IoU, S-measure)`` of a predicted mask against the GT (both ``bool``, same
+    shape): ``reward = 0.7 IoU + 0.3 clip(S-measure(alpha=0.5), 0, 1)``."""
+    iou = mask_iou(pred, gt)
+    sm = s_measure(pred, gt, alpha=S_MEASURE_ALPHA)
+    return IOU_WEIGHT * iou + S_MEASURE_WEIGHT * float(np.clip(sm, 0.0, 1.0)), iou, sm
+
+
+def _segmentation(
+    completions: Sequence[Any],
+    mode: Mode,
+    name: str,
+    mask_computer: MaskComputer | None,
+    log_metric: LogMetric | None,
+    log_extra: LogExtra | None,
+    kwargs: Mapping[str, Any],
+) -> list[float]:
+    if mask_computer is None:
+        raise ValueError(
+            f"the {name} reward needs a segmenter: build it with "
+            f"get_reward_funcs([{name!r}], segmenter=...) or pass mask_computer=MaskComputer(...)"
+        )
+    n = len(completions)
+    images = _images(kwargs, n)
+    gts = _column(kwargs, "mask", n)
+    batch = mask_computer(completions, images, mode)
+    frame = mask_computer.frame_size
+    rewards, ious, sms = [], [], []
+    gt_cache: dict[int, np.ndarray] = {}
+    for index, (answer, pred) in enumerate(zip(batch.answers, batch.masks)):
+        if not answer.ok:
+            rewards.append(0.0)
+            continue
+        value = gts[index]
+        if id(value) not in gt_cache or value is None:
+            row = {k: kwargs[k][index] for k in ("task", "annotation", "id") if k in kwargs}
+            gt_cache[id(value)] = resize_mask(ground_truth(value, row), frame)
+        reward, iou, sm = segmentation_score(pred, gt_cache[id(value)])
+        rewards.append(float(reward))
+        ious.append(iou)
+        sms.append(sm)
+    usable = [a for a in batch.answers if a.ok]
+    failures = n - len(usable)
+    _log(log_metric, f"{name}/parse_failures", failures)
+    _log(log_metric, f"{name}/parse_failure_rate", failures / max(n, 1))
+    if usable:
+        _log(log_metric, f"{name}/iou", float(np.mean(ious)))
+        _log(log_metric, f"{name}/s_measure", float(np.mean(sms)))
+        _log(log_metric, f"{name}/boxes_per_answer", float(np.mean([a.num_boxes for a in usable])))
+        _log(
+            log_metric, f"{name}/points_per_answer", float(np.mean([a.num_points for a in usable]))
+        )
+    if failures:
+        logger.debug(
+            "%s: %d/%d answers unusable: %s",
+            name,
+            failures,
+            n,
+            [a.error for a in batch.answers if not a.ok],
+        )
+    if log_extra is not None:
+        log_extra(
+            f"{name}_parse_error",
+            [None if a.ok else (a.error or "unusable") for a in batch.answers],
+        )
+    return rewards
+
+
+def segmentation_reward(
+    completions: Sequence[Any],
+    mask_computer: MaskComputer | None = None,
+    log_metric: LogMetric | None = None,
+    log_extra: LogExtra | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """RL/SOD segmentation reward (SPEC §4): ``0.7 IoU + 0.3 clip(S-measure, 0, 1)`` between
+    the answer's mask (union over its boxes, with the points inside each box) and the ground
+    truth, in the frame; 0.0 when the answer is unusable. Needs ``image`` and ``mask`` columns.
+    Logs ``segmentation/{iou, s_measure, parse_failures, parse_failure_rate,
+    boxes_per_answer, points_per_answer}``."""
+    return _segmentation(
+        completions, "full", "segmentation", mask_computer, log_metric, log_extra, kwargs
+    )
+
+
+def prerl_segmentation_reward(
+    completions: Sequence[Any],
+    mask_computer: MaskComputer | None = None,
+    log_metric: LogMetric | None = None,
+    log_extra: LogExtra | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """Pre-RL segmentation reward: the same formula with a points-only mask (no box)."""
+    return _segmentation(
+        completions, "points", "prerl_segmentation", mask_computer, log_metric, log_extra, kwargs
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+#: YAML name -> reward function.
+REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
+    "format": format_reward,
+    "prerl_format": prerl_format_reward,
+    "segmentation": segmentation_reward,
+    "prerl_segmentation": prerl_segmentation_reward,
+}
+#: Rewards that need masks (and therefore a segmenter).
+MASK_REWARDS: frozenset[str] = frozenset({"segmentation", "prerl_segmentation"})
+
+
+def get_reward_funcs(
+    names: Sequence[str],
+    segmenter: Segmenter | str | None = None,
+    frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
+    segmenter_kwargs: Mapping[str, Any] | None = None,
+    mask_computer: MaskComputer | None = None,
+) -> list[Callable[..., list[float]]]:
+    """The reward functions named in a recipe, ready for ``GRPOTrainer(reward_funcs=...)``.
+
+    Each returned function has ``__name__`` = its YAML name (TRL logs ``rewards/<name>``).
+    All mask-based rewards share one :class:`MaskComputer`, so a step segments once.
+
+    Args:
+        names: YAML names, keys of :data:`REWARD_FUNCS`.
+        segmenter: a :class:`~seg_r1.segmenter.Segmenter`, or a backend name (``"sam2"``,
+            ``"classical"``) built with ``segmenter_kwargs`` by
+            :func:`~seg_r1.segmenter.build_segmenter`. Needed by mask-based rewards.
+        frame_size: the training frame (SPEC §2: 768).
+        segmenter_kwargs: backend arguments when ``segmenter`` is a name.
+        mask_computer: share an existing one instead of building one from ``segmenter``.
+
+    Raises:
+        ValueError: an unknown name, or a mask-based reward without a segmenter.
+    """
+    unknown = [n for n in names if n not in REWARD_FUNCS]
+    if unknown:
+        raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_FUNCS)}")
+    if any(n in MASK_REWARDS for n in names) and mask_computer is None:
+        if segmenter is None:
+            raise ValueError(
+                f"rewards {sorted(MASK_REWARDS & set(names))} need a segmenter: pass "
+                "segmenter='sam2' (with segmenter_kwargs config/checkpoint) or 'classical'"
+            )
+        if isinstance(segmenter, str):
+            segmenter = build_segmenter(segmenter, **dict(segmenter_kwargs or {}))
+        mask_computer = MaskComputer(segmenter, frame_size)
+    funcs = []
+    for name in names:
+        base = REWARD_FUNCS[name]
+        if name in MASK_REWARDS:
+            func = functools.partial(base, mask_computer=mask_computer)
+        else:
+            func = functools.partial(base, frame_size=frame_size)
+        funcs.append(_named(func, name))
+    return funcs
+
+
+def _named(func: Callable[..., list[float]], name: str) -> Callable[..., list[float]]:
+    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        return func(completions, **kwargs)
+
+    reward.__name__ = reward.__qualname__ = name
+    reward.__doc__ = func.func.__doc__ if isinstance(func, functools.partial) else func.__doc__
+    return reward

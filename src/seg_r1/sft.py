@@ -1,0 +1,133 @@
+"""Supervised fine-tuning of the Seg-R1 policy (the optional SFT stage of SPEC §5), on TRL.
+
+    # FCoT, one node, 8 GPUs, ZeRO-2 (the paper's setting)
+    accelerate launch --config_file configs/accelerate/zero2.yaml --num_processes 8 \
+        -m seg_r1.sft --config configs/sft.yaml
+
+    # CPU, tiny self-built policy, traces synthesised from synthetic masks
+    python -m seg_r1.sft --config configs/tiny/sft.yaml
+
+Two sources of targets:
+
+* ``sft_data`` -- an FCoT-schema set (``problem``, ``image``, ``thinking``, ``solution``,
+  optional ``system``): the chat of SPEC §2, target ``thinking + " " + solution``;
+* otherwise ``datasets`` -- segmentation data whose masks are turned into answers by
+  :func:`seg_r1.training_data.synthesize_trace` (box, interior/exterior points, a templated
+  reasoning sentence) under the RL prompt, in the training frame.
+
+The rows are TRL's conversational prompt-completion format, so the loss covers the answer
+only (``completion_only_loss``; the official SFT also trained on the prompt -- set
+``completion_only_loss: false`` to do the same). ``scripts/sft.sh`` wraps this with
+environment variables (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from seg_r1.configs import (
+    LaunchError,
+    SegR1ModelConfig,
+    SFTScriptArguments,
+    check_model_path,
+    load_processor,
+    model_init_kwargs,
+    resolve_checkpoint,
+    setup_logging,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_sft_dataset(script_args: SFTScriptArguments) -> tuple[Any, int]:
+    """The lazy SFT view of the configured data and its number of source rows."""
+    from seg_r1.data import load_sft_dataset
+    from seg_r1.training_data import (
+        load_segmentation_data,
+        sft_dataset_from_fcot,
+        sft_dataset_from_masks,
+    )
+
+    if script_args.sft_data is not None:
+        source = load_sft_dataset(script_args.sft_data, image_root=script_args.sft_image_root)
+        if script_args.max_train_samples is not None:
+            source = source.select(range(min(script_args.max_train_samples, len(source))))
+        return sft_dataset_from_fcot(source, script_args.frame_size), len(source)
+    source = load_segmentation_data(script_args)
+    view = sft_dataset_from_masks(
+        source, script_args.frame_size, script_args.trace_fg_points, script_args.trace_bg_points
+    )
+    return view, len(source)
+
+
+def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1ModelConfig) -> Any:
+    """Fine-tune and save the policy (and its processor) to ``output_dir``; return the trainer."""
+    from transformers import set_seed
+    from trl import get_peft_config
+
+    from seg_r1.trainer import SegR1SFTTrainer
+
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    # Every rank says who it is (warning level: replicas only log warnings), as open-r1 does.
+    logger.warning(
+        "process %d of %d on %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+    )
+    logger.info("script arguments %s", script_args)
+    logger.info("model arguments %s", model_args)
+
+    check_model_path(model_args)
+    checkpoint = resolve_checkpoint(training_args)
+
+    processor = load_processor(model_args)
+    training_args.model_init_kwargs = model_init_kwargs(model_args)
+    # The lazy view reads its source columns (image, mask, ...) when a row is fetched, so the
+    # Trainer must not drop them.
+    training_args.remove_unused_columns = False
+
+    train_dataset, num_rows = build_sft_dataset(script_args)
+    logger.info("SFT on %d examples", num_rows)
+
+    trainer = SegR1SFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+    )
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics, train_samples=num_rows)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(training_args.output_dir)
+        source = script_args.sft_data or ",".join(script_args.datasets)
+        trainer.create_model_card(dataset_name=source, tags=["seg-r1", "sft"])
+    logger.info("saved the policy to %s", training_args.output_dir)
+    return trainer
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
+    """``(script_args, training_args, model_args)`` from ``--config RECIPE`` + overrides."""
+    from trl import SFTConfig, TrlParser
+
+    parser = TrlParser((SFTScriptArguments, SFTConfig, SegR1ModelConfig))
+    return parser.parse_args_and_config(argv)
+
+
+if __name__ == "__main__":
+    try:
+        main(*parse_args())
+    except LaunchError as error:  # a missing input: the message says how to fix it
+        logger.error("%s", error)
+        raise SystemExit(2) from None

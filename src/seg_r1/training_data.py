@@ -1,0 +1,347 @@
+"""From :mod:`seg_r1.data` datasets to what TRL's trainers read, and SFT trace synthesis.
+
+Everything here is a *lazy* view (``Dataset.with_transform``): images are decoded, resized to
+the training frame and wrapped in a chat only when the trainer fetches a row, so nothing is
+re-encoded or copied to disk and a 7k-image set costs nothing to prepare.
+
+GRPO rows (:func:`grpo_dataset`) -- the columns TRL 1.16's ``GRPOTrainer`` and
+:mod:`seg_r1.rewards` read:
+
+* ``prompt``: the conversation of SPEC §2 with an image *placeholder* (``{"type": "image"}``);
+  TRL fills it from ``image`` (``prepare_multimodal_messages``). Foreground rows get the
+  stage's prompt (``rl``/``sod``/``prerl``), referring and reasoning rows their task prompt;
+* ``image``: the image resized to the square frame (PIL RGB, ``frame_size`` x ``frame_size``,
+  aspect ratio ignored) -- what the policy sees and what the rewards segment;
+* every column of the source (``mask``, ``task``, ``annotation``, ...) unchanged: the
+  rewards resize the ground truth to the frame themselves.
+
+SFT rows (:func:`sft_dataset_from_masks`, :func:`sft_dataset_from_fcot`) are TRL's
+conversational *prompt-completion* format (``prompt``, ``completion``, ``image``), so the loss
+covers the answer only (``completion_only_loss``, TRL's default for this format).
+
+Synthesised traces (:func:`synthesize_trace`) turn a ground-truth mask in the frame into an
+answer in the grammar: one box per object (connected component), foreground points at the
+deepest interior pixels, background points inside the box but off the object, and a short
+templated reasoning sentence (where the object is, how large it is). They give the SFT
+warm-up of the CPU quickstart a target and are deterministic (no random numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from seg_r1.answer import format_answer
+from seg_r1.configs import DatasetSpec, SegR1DataArguments
+from seg_r1.prompts import build_chat, build_sft_chat
+
+logger = logging.getLogger(__name__)
+
+#: Largest connected components turned into boxes by :func:`synthesize_trace`.
+MAX_TRACE_OBJECTS = 3
+#: Components smaller than this share of the largest one are noise, not objects.
+MIN_COMPONENT_SHARE = 0.05
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_dataset_spec(spec: DatasetSpec, args: SegR1DataArguments) -> Any:
+    """One ``datasets`` entry as a :class:`datasets.Dataset` of :mod:`seg_r1.data`'s schema."""
+    from seg_r1 import data
+
+    if spec.kind == "foreground":
+        return data.load_foreground_dataset(spec.name, root=args.data_root, split=spec.split)
+    if spec.kind == "referring":
+        return data.load_refer_dataset(
+            spec.name, spec.split, root=args.data_root, image_root=args.refer_image_root
+        )
+    if spec.kind == "reasoning":
+        # Training uses every query of a sample (one row each); evaluation uses the first.
+        return data.load_reasonseg_dataset(spec.split, root=args.data_root, queries="all")
+    if spec.kind == "stage":
+        return data.stage_manifest(spec.name, root=args.data_root)
+    raise ValueError(f"unknown dataset kind {spec.kind!r}")
+
+
+def load_segmentation_data(args: SegR1DataArguments) -> Any:
+    """Concatenate the ``datasets`` entries of ``args`` (first ``max_train_samples`` kept).
+
+    Raises:
+        seg_r1.data.DatasetError: a dataset folder is missing (the message names it).
+        ValueError: the entries hold no example.
+    """
+    import datasets
+
+    parts = []
+    for spec in args.dataset_specs:
+        part = load_dataset_spec(spec, args)
+        logger.info("%s %s: %d examples", spec.name, spec.split, len(part))
+        parts.append(part)
+    dataset = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if args.max_train_samples is not None:
+        dataset = dataset.select(range(min(args.max_train_samples, len(dataset))))
+    if len(dataset) == 0:
+        raise ValueError(f"no training example in {args.datasets} under {args.data_root}")
+    return dataset
+
+
+# --------------------------------------------------------------------------- images
+
+
+def frame_image(value: Any, frame_size: int) -> Image.Image:
+    """An image column value (PIL, path, ``{"path", "bytes"}``) as an RGB PIL image of
+    ``frame_size`` x ``frame_size`` pixels (SPEC §2: aspect ratio ignored)."""
+    from seg_r1.data import load_image
+    from seg_r1.segmenter import resize_to_frame
+
+    rgb = np.asarray(load_image(value))
+    return Image.fromarray(resize_to_frame(rgb, frame_size))
+
+
+def _rows(batch: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    n = len(next(iter(batch.values())))
+    return [{key: values[i] for key, values in batch.items()} for i in range(n)]
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+# --------------------------------------------------------------------------- GRPO
+
+
+def prompt_task(row: Mapping[str, Any], stage: str) -> str:
+    """The :func:`seg_r1.prompts.build_chat` task of a row: the stage for foreground rows,
+    ``referring`` / ``reasoning`` for the others."""
+    task = row.get("task", "foreground")
+    if task == "foreground":
+        return stage
+    if stage == "prerl":
+        raise ValueError(
+            f"the pre-RL stage trains on foreground data only (points-only prompt), got a "
+            f"{task!r} example {row.get('id')!r}; drop it from `datasets` or use stage rl"
+        )
+    return task
+
+
+@dataclass(frozen=True)
+class GRPOTransform:
+    """``with_transform`` function adding ``prompt`` and the frame-sized ``image``."""
+
+    stage: str
+    frame_size: int
+
+    def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        rows = _rows(batch)
+        for row in rows:
+            row["prompt"] = build_chat(
+                prompt_task(row, self.stage),
+                query=row.get("query") or "",
+                query_type=row.get("query_type") or "",
+            )
+            row["image"] = frame_image(row["image"], self.frame_size)
+        return _columns(rows)
+
+
+def grpo_dataset(dataset: Any, stage: str, frame_size: int) -> Any:
+    """A lazy GRPO view of a :mod:`seg_r1.data` dataset (columns: module doc)."""
+    if stage == "prerl":  # fail at the edge, not at the first batch
+        tasks = set(dataset["task"])
+        if tasks - {"foreground"}:
+            prompt_task({"task": sorted(tasks - {"foreground"})[0]}, stage)
+    return dataset.with_transform(GRPOTransform(stage, frame_size))
+
+
+# --------------------------------------------------------------------------- trace synthesis
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A synthesised answer: ``think`` text and prompts in frame pixels."""
+
+    think: str
+    boxes: np.ndarray
+    points: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def answer(self) -> str:
+        """The answer in the canonical grammar (:func:`seg_r1.answer.format_answer`)."""
+        return format_answer(self.boxes, self.points, self.labels, think=self.think)
+
+
+def _deepest(
+    distance: np.ndarray, count: int, spacing: float, centre: tuple[float, float]
+) -> list[tuple[int, int]]:
+    """Up to ``count`` ``(x, y)`` pixels of largest ``distance``, at least ``spacing`` apart.
+
+    Ties (pixels within 10 % of the best remaining distance -- a rectangle has a whole ridge of
+    them) go to the pixel nearest ``centre`` ``(x, y)``, so the first point sits mid-object.
+    """
+    distance = distance.astype(np.float64).copy()
+    h, w = distance.shape
+    yy, xx = np.mgrid[:h, :w]
+    to_centre = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2
+    picked: list[tuple[int, int]] = []
+    for _ in range(count):
+        best = distance.max()
+        if best <= 0:
+            break
+        near_best = distance >= 0.9 * best
+        index = int(np.argmin(np.where(near_best, to_centre, np.inf)))
+        y, x = divmod(index, w)
+        picked.append((x, y))
+        distance[(xx - x) ** 2 + (yy - y) ** 2 < spacing**2] = 0
+    return picked
+
+
+def _where(cx: float, cy: float, w: int, h: int) -> str:
+    """One position word for a centroid: center, or the side it leans to most."""
+    dx, dy = cx / w - 0.5, cy / h - 0.5
+    if max(abs(dx), abs(dy)) < 1 / 6:
+        return "center"
+    if abs(dx) >= abs(dy):
+        return "left" if dx < 0 else "right"
+    return "top" if dy < 0 else "bottom"
+
+
+def _size_word(share: float) -> str:
+    return "small" if share < 0.1 else "large"
+
+
+def synthesize_trace(mask: np.ndarray, fg_points: int = 2, bg_points: int = 1) -> Trace:
+    """An answer for a ground-truth mask ``bool (H, W)`` given in the frame.
+
+    Per object (connected component, the :data:`MAX_TRACE_OBJECTS` largest, ignoring those
+    under :data:`MIN_COMPONENT_SHARE` of the largest): the tight box ``[x1, y1, x2 + 1,
+    y2 + 1]`` (continuous XYXY, SPEC §2), ``fg_points`` points at the deepest interior pixels
+    (label 1) and ``bg_points`` points inside the box but farthest from the object (label 0;
+    fewer when the object fills its box). Coordinates are integer frame pixels. An empty
+    mask gives a whole-frame box and no points.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    count, labels_img, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if count <= 1:
+        return Trace(
+            "No object is visible, so the whole image is the answer.",
+            np.array([[0, 0, w, h]], dtype=np.float64),
+            np.zeros((0, 2)),
+            np.zeros((0,), dtype=np.int64),
+        )
+    order = [int(i) for i in np.argsort(-areas)[:MAX_TRACE_OBJECTS]]
+    order = [i for i in order if areas[i] >= MIN_COMPONENT_SHARE * areas[order[0]]]
+    boxes, points, labels, words = [], [], [], []
+    for comp in order:
+        x, y = stats[comp + 1, cv2.CC_STAT_LEFT], stats[comp + 1, cv2.CC_STAT_TOP]
+        bw, bh = stats[comp + 1, cv2.CC_STAT_WIDTH], stats[comp + 1, cv2.CC_STAT_HEIGHT]
+        boxes.append([x, y, x + bw, y + bh])
+        obj = labels_img == comp + 1
+        spacing = max(2.0, 0.25 * min(bw, bh))
+        cy, cx = np.argwhere(obj).mean(axis=0)
+        inside = cv2.distanceTransform(obj.astype(np.uint8), cv2.DIST_L2, 3)
+        for px, py in _deepest(inside, fg_points, spacing, (cx, cy)):
+            points.append([px, py])
+            labels.append(1)
+        if bg_points:
+            in_box = np.zeros_like(obj)
+            in_box[y : y + bh, x : x + bw] = True
+            off = in_box & ~mask
+            if off.any():
+                outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+                for px, py in _deepest(np.where(off, outside, 0), bg_points, spacing, (cx, cy)):
+                    points.append([px, py])
+                    labels.append(0)
+        size = _size_word(float(areas[comp]) / (h * w))
+        words.append(f"a {size} object near the {_where(cx, cy, w, h)}")
+    # The words are those of the tiny tokenizer's corpus (seg_r1.tiny), so a trace is short.
+    think = (
+        f"The object is {words[0]}."
+        if len(words) == 1
+        else f"There are {len(words)} objects: " + " and ".join(words) + "."
+    )
+    return Trace(
+        think,
+        np.asarray(boxes, dtype=np.float64),
+        np.asarray(points, dtype=np.float64).reshape(-1, 2),
+        np.asarray(labels, dtype=np.int64),
+    )
+
+
+# --------------------------------------------------------------------------- SFT
+
+
+def _assistant(text: str) -> list[dict[str, Any]]:
+    return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+
+
+@dataclass(frozen=True)
+class TraceSFTTransform:
+    """``with_transform`` function: frame image, RL prompt, synthesised answer."""
+
+    frame_size: int
+    fg_points: int
+    bg_points: int
+
+    def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        from seg_r1.data import load_mask
+        from seg_r1.segmenter import resize_mask
+
+        out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
+        for row in _rows(batch):
+            gt = resize_mask(load_mask(row), self.frame_size)
+            trace = synthesize_trace(gt, self.fg_points, self.bg_points)
+            task = "rl" if row.get("task", "foreground") == "foreground" else row["task"]
+            out["prompt"].append(
+                build_chat(
+                    task, query=row.get("query") or "", query_type=row.get("query_type") or ""
+                )
+            )
+            out["completion"].append(_assistant(trace.answer))
+            out["image"].append(frame_image(row["image"], self.frame_size))
+        return out
+
+
+def sft_dataset_from_masks(
+    dataset: Any, frame_size: int, fg_points: int = 2, bg_points: int = 1
+) -> Any:
+    """A lazy SFT view of a segmentation dataset: the RL prompt (or the row's task prompt)
+    and a trace synthesised from its mask (:func:`synthesize_trace`), in the frame."""
+    return dataset.with_transform(TraceSFTTransform(frame_size, fg_points, bg_points))
+
+
+@dataclass(frozen=True)
+class FCoTSFTTransform:
+    """``with_transform`` function for FCoT rows: SPEC §2's SFT chat, split into prompt and
+    completion (``thinking + " " + solution``); images optionally resized to a frame."""
+
+    frame_size: int | None
+
+    def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        from seg_r1.data import load_image
+
+        out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
+        for row in _rows(batch):
+            messages = build_sft_chat(row)
+            out["prompt"].append(messages[:-1])
+            out["completion"].append(messages[-1:])
+            image = (
+                load_image(row["image"])
+                if self.frame_size is None
+                else frame_image(row["image"], self.frame_size)
+            )
+            out["image"].append(image)
+        return out
+
+
+def sft_dataset_from_fcot(dataset: Any, frame_size: int | None = None) -> Any:
+    """A lazy SFT view of an FCoT-schema dataset (:func:`seg_r1.data.load_sft_dataset`)."""
+    return dataset.with_transform(FCoTSFTTransform(frame_size))

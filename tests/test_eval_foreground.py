@@ -1,0 +1,121 @@
+"""eval/eval_foreground_segmentation.py on a synthetic COD10K-layout tree (CPU, tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_eval_support import (
+    SCRIPTED_ANSWER,
+    common_args,
+    load_script,
+    read_jsonl,
+    scripted_policy_dir,
+    synthetic_root,
+)
+
+from seg_r1.data import load_foreground_dataset, load_mask, write_eval_jsonl
+from seg_r1.metrics import format_sod_table
+from seg_r1.metrics.folders import evaluate_folders
+
+N_IMAGES = 6
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_ckpts, tmp_path_factory):
+    policy = scripted_policy_dir(tiny_ckpts, tmp_path_factory)
+    root = synthetic_root(tmp_path_factory) / "fg"
+    return policy, root, load_script("eval_foreground_segmentation")
+
+
+@pytest.fixture(scope="module")
+def run(setup, tmp_path_factory):
+    """One run from the dataset's real layout (``--dataset synthetic --data_root ...``)."""
+    policy, root, script = setup
+    out = tmp_path_factory.mktemp("fg_out")
+    argv = ["--dataset", "synthetic", "--data_root", str(root), "--vis_output_path", str(out),
+            "--report_cases", "2", *common_args(policy)]  # fmt: skip
+    assert script.main(argv) == 0
+    return out
+
+
+def test_masks_answers_metrics_and_report_are_written(run, setup):
+    _, root, _ = setup
+    out = run
+    predictions = read_jsonl(out / "synthetic" / "predictions.jsonl")
+    assert len(predictions) == N_IMAGES
+    assert all(p["completion"] == SCRIPTED_ANSWER for p in predictions)
+    dataset = load_foreground_dataset("synthetic", root=root, split="test")
+    rows = {r["id"]: r for r in dataset}
+    for record in predictions:
+        mask = np.asarray(Image.open(out / "synthetic" / record["mask_png"]))
+        gt = load_mask(rows[record["id"]])
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        assert mask.shape == gt.shape  # original resolution
+        inter = int(((mask > 0) & gt).sum())
+        union = int(((mask > 0) | gt).sum())
+        assert (record["intersection"], record["union"]) == (inter, union)
+    result = json.loads((out / "synthetic_metrics.json").read_text())
+    metrics = result["metrics"]
+    assert metrics["n"] == N_IMAGES
+    assert 0.0 < metrics["Smeasure"] < 1.0 and 0.0 < metrics["gIoU"] < 1.0
+    assert result["config"]["frame_size"] == 128 and result["config"]["bgr_compat"] is False
+    table = (out / "synthetic_metrics.md").read_text()
+    assert table.startswith(format_sod_table({"synthetic": metrics}))
+    assert (out / "synthetic_cases.png").is_file()
+
+
+def test_metrics_equal_the_folder_evaluation_of_the_saved_masks(run, setup):
+    """The SOD numbers are those of the mask PNGs on disk, scored like any prediction folder."""
+    _, root, _ = setup
+    metrics = json.loads((run / "synthetic_metrics.json").read_text())["metrics"]
+    pred_dir = run / "synthetic" / "masks" / "synthetic" / "test"
+    folder = evaluate_folders(pred_dir, root / "Test" / "GT_Object")
+    assert folder.complete
+    expected = folder.metrics.result()
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_eval_jsonl_input_gives_the_same_numbers(run, setup, tmp_path):
+    """The seed's ``--prompt_path`` list (paths relative to ``--data_root``) reads the same
+    images with the same ids, so the results are identical."""
+    policy, root, script = setup
+    jsonl = tmp_path / "synthetic_test.jsonl"
+    n = write_eval_jsonl(root / "Test" / "Image", root / "Test" / "GT_Object", jsonl, root_dir=root)
+    assert n == N_IMAGES
+    out = tmp_path / "out"
+    argv = ["--prompt_path", str(jsonl), "--data_root", str(root), "--dataset", "synthetic",
+            "--vis_output_path", str(out), "--report_cases", "0", *common_args(policy)]  # fmt: skip
+    assert script.main(argv) == 0
+    expected = json.loads((run / "synthetic_metrics.json").read_text())["metrics"]
+    assert json.loads((out / "synthetic_metrics.json").read_text())["metrics"] == expected
+
+
+def test_real_sam2_backend_with_bgr_compat_runs(setup, tiny_ckpts, tmp_path):
+    """The default segmenter path (SAM2 config + checkpoint) on the tiny SAM2."""
+    policy, root, script = setup
+    args = common_args(policy)
+    args[args.index("classical")] = "sam2"
+    out = tmp_path / "out"
+    argv = ["--dataset", "synthetic", "--data_root", str(root), "--vis_output_path", str(out),
+            "--sam2_config", str(tiny_ckpts.sam2_config),
+            "--sam2_checkpoint", str(tiny_ckpts.sam2_checkpoint),
+            "--bgr_compat", "--limit", "2", "--report_cases", "0", *args]  # fmt: skip
+    assert script.main(argv) == 0
+    result = json.loads((out / "synthetic_metrics.json").read_text())
+    assert result["metrics"]["n"] == 2
+    assert result["config"]["segmenter"] == "sam2" and result["config"]["bgr_compat"] is True
+    assert len(list((out / "synthetic" / "masks").rglob("*.png"))) == 2
+
+
+def test_missing_inputs_fail_loudly(setup, tmp_path):
+    policy, _, script = setup
+    with pytest.raises(SystemExit):
+        script.main(["--vis_output_path", str(tmp_path), *common_args(policy)])
+    from seg_r1.data import DatasetError
+
+    with pytest.raises(DatasetError, match="not found"):
+        script.main(["--prompt_path", str(tmp_path / "none.jsonl"), "--vis_output_path",
+                     str(tmp_path), *common_args(policy)])  # fmt: skip

@@ -1,0 +1,153 @@
+"""Dataset -> TRL rows (lazy views) and SFT trace synthesis, with exact expected values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seg_r1.answer import parse_answer
+from seg_r1.configs import SegR1DataArguments
+from seg_r1.prompts import SYSTEM_PROMPT_RL, USER_PROMPT_FOREGROUND, USER_PROMPT_PRERL
+from seg_r1.training_data import (
+    grpo_dataset,
+    load_segmentation_data,
+    sft_dataset_from_fcot,
+    sft_dataset_from_masks,
+    synthesize_trace,
+)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from seg_r1.data.synthetic import write_foreground_dataset, write_referring_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_foreground_dataset(root, 6, seed=0, size=96, split="train")
+    write_referring_dataset(root, 3, seed=0, size=96, dataset="refcoco", split="train")
+    return root
+
+
+def test_trace_of_a_rectangle_is_exact():
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[10:20, 5:45] = True  # rows 10..19, columns 5..44
+    trace = synthesize_trace(mask, fg_points=1, bg_points=1)
+    assert trace.boxes.tolist() == [[5, 10, 45, 20]]  # continuous XYXY: [x1, y1, x2 + 1, y2 + 1]
+    assert trace.labels.tolist() == [1]  # the object fills its box: no background point inside
+    (x, y) = trace.points[0]
+    assert mask[int(y), int(x)] and 13 <= y <= 16  # deepest row band of a 10-row rectangle
+    assert trace.answer == (
+        "<think> The object is a large object near the center. </think> "
+        f"<bbox>[5,10,45,20]</bbox>, <points>[[{int(x)},{int(y)}]]</points>, <labels>[1]</labels>"
+    )
+
+
+def test_trace_of_a_disk_has_inside_and_outside_points():
+    yy, xx = np.mgrid[:112, :112]
+    mask = (xx - 40) ** 2 + (yy - 70) ** 2 <= 15**2
+    trace = synthesize_trace(mask, fg_points=2, bg_points=1)
+    assert trace.boxes.tolist() == [[25, 55, 56, 86]]
+    assert trace.labels.tolist() == [1, 1, 0]
+    inside = [bool(mask[int(y), int(x)]) for x, y in trace.points]
+    assert inside == [True, True, False]
+    assert trace.points[0].tolist() == [40, 70]  # the centre is the deepest pixel
+    parsed = parse_answer(trace.answer, 112)
+    assert parsed.format_ok and parsed.num_boxes == 1 and parsed.num_points == 3
+
+
+def test_trace_of_two_objects_and_of_nothing():
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[5:15, 5:15] = True
+    mask[40:60, 30:60] = True
+    mask[0, 63] = True  # one-pixel speck: below MIN_COMPONENT_SHARE of the largest, ignored
+    trace = synthesize_trace(mask, fg_points=1, bg_points=0)
+    assert trace.boxes.tolist() == [[30, 40, 60, 60], [5, 5, 15, 15]]  # largest first
+    assert trace.think.startswith("There are 2 objects: a large object near the bottom")
+    empty = synthesize_trace(np.zeros((8, 8), dtype=bool))
+    assert empty.boxes.tolist() == [[0, 0, 8, 8]] and empty.points.shape == (0, 2)
+
+
+def test_grpo_rows(synthetic_root):
+    args = SegR1DataArguments(
+        datasets=["synthetic:train", "refcoco:train"], data_root=str(synthetic_root)
+    )
+    source = load_segmentation_data(args)
+    view = grpo_dataset(source, stage="rl", frame_size=64)
+    rows = [view[i] for i in range(len(view))]
+    foreground = next(r for r in rows if r["task"] == "foreground")
+    referring = next(r for r in rows if r["task"] == "referring")
+    assert foreground["image"].size == (64, 64) and foreground["image"].mode == "RGB"
+    assert foreground["prompt"][0]["content"][0]["text"] == SYSTEM_PROMPT_RL
+    user = foreground["prompt"][1]["content"]
+    assert user[0] == {"type": "image"} and user[1]["text"] == USER_PROMPT_FOREGROUND
+    assert (
+        referring["prompt"][-1]["content"][1]["text"]
+        == f"Identify and segment {referring['query']}"
+    )
+    # the source columns the rewards read are kept
+    assert foreground["mask"] is not None and json.loads(referring["annotation"])["segmentation"]
+
+
+def test_prerl_rows_and_foreground_only(synthetic_root):
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    view = grpo_dataset(load_segmentation_data(args), stage="prerl", frame_size=32)
+    row = view[0]
+    assert [m["role"] for m in row["prompt"]] == ["user"]  # pre-RL has no system message
+    assert row["prompt"][0]["content"][1]["text"] == USER_PROMPT_PRERL
+    mixed = SegR1DataArguments(
+        datasets=["synthetic:train", "refcoco:train"], data_root=str(synthetic_root)
+    )
+    with pytest.raises(ValueError, match="pre-RL stage trains on foreground data only"):
+        grpo_dataset(load_segmentation_data(mixed), stage="prerl", frame_size=32)
+
+
+def test_max_train_samples(synthetic_root):
+    args = SegR1DataArguments(
+        datasets=["synthetic:train"], data_root=str(synthetic_root), max_train_samples=2
+    )
+    assert len(load_segmentation_data(args)) == 2
+
+
+def test_sft_rows_from_masks(synthetic_root):
+    from seg_r1.data import load_mask
+    from seg_r1.segmenter import resize_mask
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    view = sft_dataset_from_masks(source, frame_size=48, fg_points=1, bg_points=1)
+    row = view[0]
+    assert set(row) == {"prompt", "completion", "image"}
+    assert row["image"].size == (48, 48)
+    answer = row["completion"][0]["content"][0]["text"]
+    expected = synthesize_trace(resize_mask(load_mask(source[0]), 48), 1, 1).answer
+    assert answer == expected and parse_answer(answer, 48).format_ok
+
+
+def test_sft_rows_from_fcot(tmp_path, synthetic_root):
+    from seg_r1.data import load_sft_dataset
+
+    image = next((synthetic_root / "Train" / "Image").iterdir())
+    records = [
+        {
+            "problem": "Segment the object.",
+            "image": str(image),
+            "thinking": "<think> a disk </think>",
+            "solution": "<bbox>[1,2,30,40]</bbox>",
+            "system": "Be brief.",
+        }
+    ]
+    (tmp_path / "fcot.json").write_text(json.dumps(records))
+    view = sft_dataset_from_fcot(load_sft_dataset(tmp_path / "fcot.json"), frame_size=None)
+    row = view[0]
+    assert [m["role"] for m in row["prompt"]] == ["system", "user"]
+    assert row["prompt"][1]["content"][0]["text"] == "Segment the object."  # text, then image
+    assert (
+        row["completion"][0]["content"][0]["text"]
+        == "<think> a disk </think> <bbox>[1,2,30,40]</bbox>"
+    )
+    assert row["image"].size == (96, 96)  # as stored
+    assert sft_dataset_from_fcot(load_sft_dataset(tmp_path / "fcot.json"), 64)[0]["image"].size == (
+        64,
+        64,
+    )
