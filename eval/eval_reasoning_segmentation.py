@@ -41,14 +41,9 @@ from seg_r1.evaluation import (
     IGNORE_MODES,
     add_common_arguments,
     config_from_args,
-    config_summary,
-    grouped_iou_summary,
-    iou_table,
     run_from_args,
-    samples_by_id,
     setup_logging,
-    write_case_report,
-    write_json,
+    write_iou_report,
 )
 
 logger = logging.getLogger("eval_reasoning")
@@ -90,30 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = output.with_suffix("")
     config = config_from_args(args, "reasoning", ignore_mode=args.ignore_mode)
     records = run_from_args(args, dataset, config, work_dir, group_fn=lambda row: row["split"])
-    results = grouped_iou_summary(records, splits)
-    write_json(
-        output,
-        {
-            "task": "reasoning",
-            "protocol": f"every sample once ({args.queries} query); ignore pixels: "
-            f"{args.ignore_mode}; gIoU = mean IoU, cIoU = sum I / sum U",
-            "results": results,
-            "config": config_summary(config) | {"queries": args.queries},
-            "predictions": str(work_dir / "predictions.jsonl"),
-        },
-    )
-    table = iou_table(results)
-    output.with_suffix(".md").write_text(table, encoding="utf-8")
-    rows = samples_by_id(dataset)
-    for group in results:
-        write_case_report(
-            work_dir / f"cases_{group}.png",
-            [r for r in records if r["group"] == group],
-            rows,
-            config.frame_size,
-            k=args.report_cases,
-            title=f"ReasonSeg {group}: reasoning segmentation (frame {config.frame_size})",
-        )
+    header = {
+        "task": "reasoning",
+        "protocol": f"every sample once ({args.queries} query); ignore pixels: "
+        f"{args.ignore_mode}; gIoU = mean IoU, cIoU = sum I / sum U",
+        "config": {"queries": args.queries},
+    }
+    table = write_iou_report(
+        output, records, splits, dataset, config, header,
+        title="ReasonSeg {group}: reasoning segmentation (frame {frame})",
+        report_cases=args.report_cases,
+    )  # fmt: skip
     print(table)
     logger.info("results: %s", output)
     return 0

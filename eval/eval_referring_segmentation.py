@@ -43,14 +43,9 @@ from seg_r1.data import EVAL_SPLITS, REFER_DATASETS, load_refer_dataset
 from seg_r1.evaluation import (
     add_common_arguments,
     config_from_args,
-    config_summary,
-    grouped_iou_summary,
-    iou_table,
     run_from_args,
-    samples_by_id,
     setup_logging,
-    write_case_report,
-    write_json,
+    write_iou_report,
 )
 
 logger = logging.getLogger("eval_referring")
@@ -99,29 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args, "referring")
     records = run_from_args(args, dataset, config, work_dir)
     groups = [f"{name}_{split}" for name, split in splits]
-    results = grouped_iou_summary(records, groups)
-    write_json(
-        output,
-        {
-            "task": "referring",
-            "protocol": "every referring expression; gIoU = mean IoU, cIoU = sum I / sum U",
-            "results": results,
-            "config": config_summary(config),
-            "predictions": str(work_dir / "predictions.jsonl"),
-        },
-    )
-    table = iou_table(results)
-    output.with_suffix(".md").write_text(table, encoding="utf-8")
-    rows = samples_by_id(dataset)
-    for group in results:
-        write_case_report(
-            work_dir / f"cases_{group}.png",
-            [r for r in records if r["group"] == group],
-            rows,
-            config.frame_size,
-            k=args.report_cases,
-            title=f"{group}: referring segmentation (frame {config.frame_size})",
-        )
+    header = {
+        "task": "referring",
+        "protocol": "every referring expression; gIoU = mean IoU, cIoU = sum I / sum U",
+    }
+    table = write_iou_report(
+        output, records, groups, dataset, config, header,
+        title="{group}: referring segmentation (frame {frame})",
+        report_cases=args.report_cases,
+    )  # fmt: skip
     print(table)
     logger.info("results: %s", output)
     return 0

@@ -898,6 +898,46 @@ def samples_by_id(dataset: Any) -> dict[str, dict[str, Any]]:
     return {str(r["id"]): r for r in plain_rows(dataset)}
 
 
+def write_iou_report(
+    output: str | Path,
+    records: Sequence[Mapping[str, Any]],
+    groups: Sequence[str],
+    dataset: Any,
+    config: EvalConfig,
+    header: Mapping[str, Any],
+    title: str,
+    report_cases: int = DEFAULT_REPORT_CASES,
+) -> str:
+    """The outputs of a referring / reasoning run; returns the markdown table.
+
+    Writes ``output`` (JSON: ``header`` + per-group :func:`grouped_iou_summary` results +
+    :func:`config_summary` + the records' path), the same stem with ``.md`` (the table), and
+    ``cases_<group>.png`` per group in the work folder (``output`` without suffix).
+    ``title`` is formatted with ``group`` and ``frame`` for each case grid.
+    """
+    output = Path(output)
+    work_dir = output.with_suffix("")
+    results = grouped_iou_summary(records, groups)
+    summary = dict(header)
+    summary["results"] = results
+    summary["config"] = config_summary(config) | dict(summary.get("config", {}))
+    summary["predictions"] = str(work_dir / "predictions.jsonl")
+    write_json(output, summary)
+    table = iou_table(results)
+    output.with_suffix(".md").write_text(table, encoding="utf-8")
+    rows = samples_by_id(dataset)
+    for group in results:
+        write_case_report(
+            work_dir / f"cases_{group}.png",
+            [r for r in records if r["group"] == group],
+            rows,
+            config.frame_size,
+            k=report_cases,
+            title=title.format(group=group, frame=config.frame_size),
+        )
+    return table
+
+
 # --------------------------------------------------------------------------- command line
 
 
