@@ -48,7 +48,7 @@ def main(
 
     from seg_r1.rewards import MASK_REWARDS
     from seg_r1.segmenter import build_segmenter
-    from seg_r1.trainer import SegR1GRPOTrainer
+    from seg_r1.trainer import SegR1GRPOTrainer, train_and_save
     from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
     set_seed(training_args.seed)
@@ -99,23 +99,9 @@ def main(
         frame_size=script_args.frame_size,
         answer_mode=script_args.answer_mode,
     )
-
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(result.metrics, train_samples=len(dataset))
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
-
-    # The policy is saved with its processor (pixel bounds included) so that the next stage
-    # and the evaluation load exactly what was trained.
-    trainer.save_model(training_args.output_dir)
-    if trainer.accelerator.is_main_process:
-        processor.save_pretrained(training_args.output_dir)
-        trainer.create_model_card(dataset_name=",".join(script_args.datasets), tags=["seg-r1"])
-    logger.info("saved the policy to %s", training_args.output_dir)
-    return trainer
+    return train_and_save(
+        trainer, checkpoint, processor, len(dataset), ",".join(script_args.datasets), ["seg-r1"]
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:

@@ -66,7 +66,7 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     from transformers import set_seed
     from trl import get_peft_config
 
-    from seg_r1.trainer import SegR1SFTTrainer
+    from seg_r1.trainer import SegR1SFTTrainer, train_and_save
 
     set_seed(training_args.seed)
     setup_logging(training_args)
@@ -100,21 +100,8 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
         processing_class=processor,
         peft_config=get_peft_config(model_args),
     )
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(result.metrics, train_samples=num_rows)
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
-
-    trainer.save_model(training_args.output_dir)
-    if trainer.accelerator.is_main_process:
-        processor.save_pretrained(training_args.output_dir)
-        source = script_args.sft_data or ",".join(script_args.datasets)
-        trainer.create_model_card(dataset_name=source, tags=["seg-r1", "sft"])
-    logger.info("saved the policy to %s", training_args.output_dir)
-    return trainer
+    source = script_args.sft_data or ",".join(script_args.datasets)
+    return train_and_save(trainer, checkpoint, processor, num_rows, source, ["seg-r1", "sft"])
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
