@@ -39,6 +39,8 @@ import trl
 
 from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
 
+logger = logging.getLogger(__name__)
+
 #: The GRPO stages of SPEC §5.
 STAGES: tuple[str, ...] = ("prerl", "rl", "sod")
 #: Stage -> answer grammar mode of :func:`seg_r1.answer.parse_answer`.
@@ -558,8 +560,9 @@ def model_init_kwargs(model_args: trl.ModelConfig) -> dict[str, Any]:
     }
 
 
-def setup_logging(training_args: Any) -> None:
-    """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1."""
+def setup_logging(training_args: Any, *arguments: Any) -> None:
+    """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1;
+    every rank says who it is, and the main rank logs the other ``arguments`` dataclasses."""
     import sys
 
     import datasets
@@ -576,3 +579,13 @@ def setup_logging(training_args: Any) -> None:
     transformers.utils.logging.set_verbosity(level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    # Warning level: replicas only log warnings, and each rank should say who it is.
+    logger.warning(
+        "process %d of %d on %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+    )
+    for args in arguments:
+        logger.info("%s %s", type(args).__name__, args)

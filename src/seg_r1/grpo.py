@@ -52,17 +52,7 @@ def main(
     from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
     set_seed(training_args.seed)
-    setup_logging(training_args)
-    # Every rank says who it is (warning level: replicas only log warnings), as open-r1 does.
-    logger.warning(
-        "process %d of %d on %s, bf16 %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-    )
-    logger.info("script arguments %s", script_args)
-    logger.info("model arguments %s", model_args)
+    setup_logging(training_args, script_args, model_args)
 
     # Everything that can be missing is checked before anything heavy is loaded.
     check_model_path(model_args)

@@ -69,17 +69,7 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     from seg_r1.trainer import SegR1SFTTrainer, train_and_save
 
     set_seed(training_args.seed)
-    setup_logging(training_args)
-    # Every rank says who it is (warning level: replicas only log warnings), as open-r1 does.
-    logger.warning(
-        "process %d of %d on %s, bf16 %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-    )
-    logger.info("script arguments %s", script_args)
-    logger.info("model arguments %s", model_args)
+    setup_logging(training_args, script_args, model_args)
 
     check_model_path(model_args)
     checkpoint = resolve_checkpoint(training_args)
