@@ -37,6 +37,7 @@ from typing import Any
 
 import trl
 
+from seg_r1.data import FOREGROUND_DATASETS, REFER_DATASETS
 from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
 
 logger = logging.getLogger(__name__)
@@ -54,18 +55,8 @@ STAGE_REWARDS: dict[str, tuple[str, ...]] = {
 SEGMENTERS: tuple[str, ...] = ("sam2", "classical")
 SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
-#: Dataset names a ``datasets`` entry may start with (besides ``stage:<name>``).
-FOREGROUND_NAMES: tuple[str, ...] = (
-    "DIS5K",
-    "COD10K",
-    "CAMO",
-    "DUTS",
-    "DUT-OMRON",
-    "HKU-IS",
-    "ECSSD",
-    "synthetic",
-)
-REFER_NAMES: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog")
+#: Dataset names a ``datasets`` entry may start with (besides ``stage:<name>``): the adapters'
+#: own ``FOREGROUND_DATASETS`` and ``REFER_DATASETS`` (``seg_r1.data``), and this one.
 REASONSEG_NAME = "ReasonSeg"
 _DATASET_SPEC = re.compile(r"^(?P<name>[^:]+)(?::(?P<split>[^:]+))?$")
 
@@ -127,14 +118,14 @@ def parse_dataset_spec(text: str) -> DatasetSpec:
         if split not in STAGES:
             raise ValueError(f"dataset entry {text!r}: stage must be one of {STAGES}")
         return DatasetSpec("stage", split, split)
-    for known in FOREGROUND_NAMES:
+    for known in FOREGROUND_DATASETS:
         if lower == known.lower() or lower == known.lower().replace("-", ""):
             return DatasetSpec("foreground", known, split)
-    if lower in REFER_NAMES:
+    if lower in REFER_DATASETS:
         return DatasetSpec("referring", lower, split)
     if lower == REASONSEG_NAME.lower():
         return DatasetSpec("reasoning", REASONSEG_NAME, split)
-    known_all = [*FOREGROUND_NAMES, *REFER_NAMES, REASONSEG_NAME, "stage:<prerl|rl|sod>"]
+    known_all = [*FOREGROUND_DATASETS, *REFER_DATASETS, REASONSEG_NAME, "stage:<prerl|rl|sod>"]
     raise ValueError(f"dataset entry {text!r}: unknown dataset {name!r}; known: {known_all}")
 
 
