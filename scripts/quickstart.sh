@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The embedded default, on CPU with nothing downloaded (about 3-8 minutes on 2 cores):
+# The embedded default, on CPU with nothing downloaded (about 9 minutes on 2 cores):
 #
 #   bash setup.sh && bash scripts/quickstart.sh
 #
 # = python -m seg_r1.quickstart --out runs/quickstart: tiny checkpoints + synthetic scenes ->
 # SFT warm-up on traces synthesised from the masks (configs/tiny/sft.yaml) -> GRPO with the
 # classical segmenter (configs/tiny/grpo.yaml) -> held-out evaluation against the best constant
-# box; writes runs/quickstart/summary.json (docs/training.md, "The quickstart").
+# box and on shuffled images; writes runs/quickstart/summary.json and curves.png
+# (docs/training.md, "The quickstart"; docs/learning_demo.md for the recipe's measurements).
 #
 # OUT_DIR (default runs/quickstart) and extra arguments (--sft-steps, --grpo-steps, --n-train,
 # --seed, ...) are passed to `python -m seg_r1.quickstart`.

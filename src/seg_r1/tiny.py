@@ -105,6 +105,13 @@ class TinySpec:
     vision_depth: int = 2
     vision_heads: int = 2
     vision_intermediate: int = 64
+    # Text M-RoPE. 10000 is Qwen's theta; with head_dim 16-32 it leaves the height and width
+    # sections (the lowest frequencies) almost still over a 4x4 merged-token image, so a
+    # policy that must read positions wants a small theta (see seg_r1.quickstart).
+    rope_theta: float = 10000.0
+    # (temporal, height, width) rotary pairs, summing to head_dim / 2; None: the temporal
+    # section takes the remainder and height/width a third each (Qwen's 16/24/24 at 128).
+    mrope_section: tuple[int, int, int] | None = None
     # Processor pixel bounds: 56^2..112^2 pixels -> 4..16 merged image tokens per image.
     min_pixels: int = 56 * 56
     max_pixels: int = 112 * 112
@@ -200,6 +207,10 @@ def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
     head_dim = spec.text_hidden // spec.text_heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width
+    if spec.mrope_section is not None:
+        mrope = list(spec.mrope_section)
+        if sum(mrope) != half:
+            raise ValueError(f"mrope_section {mrope} must sum to head_dim / 2 = {half}")
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tok),
@@ -211,7 +222,7 @@ def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
             "max_position_embeddings": 4096,
             "rope_parameters": {
                 "rope_type": "default",
-                "rope_theta": 10000.0,
+                "rope_theta": float(spec.rope_theta),
                 "mrope_section": mrope,
             },
             "bos_token_id": ids["<|endoftext|>"],
