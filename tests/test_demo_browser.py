@@ -49,6 +49,8 @@ CHROMIUM_ARGS = [
 ]
 #: Generous: the 2-core CI machine may be busy; a run takes about a second.
 TIMEOUT_MS = 60_000
+#: Attempts at typing the answer while the previous run's outputs may still be landing.
+STABLE_TRIES = 10
 #: docs/assets/demo.png must stay small (< 300 KB): the screenshot is reduced to a palette.
 MAX_SCREENSHOT_BYTES = 300_000
 
@@ -74,13 +76,6 @@ def _playwright():
     except ImportError:
         _unavailable("the playwright Python package is not installed")
     return sync_playwright
-
-
-def expect(locator):
-    """Playwright's auto-retrying assertions (imported lazily: playwright is optional)."""
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 @contextlib.contextmanager
@@ -166,6 +161,28 @@ def test_upload_run_and_see_the_overlay(request, tmp_path):
         _run_page(browser, served, image_path, answer, tmp_path)
 
 
+def _type_answer(page, answer: str) -> None:
+    """Type ``answer`` into the raw-answer box and make sure it stays there.
+
+    The previous run's outputs reach the page asynchronously: on a loaded 2-core machine the
+    policy's raw answer was seen to land in the box (or be re-rendered into it) AFTER the text
+    was typed, replacing it. So type, then require the text to stay for a second, and type
+    again if it was replaced (the page state the click sends is then the typed answer).
+    """
+    textarea = page.locator("#answer textarea")
+    for _ in range(STABLE_TRIES):
+        textarea.fill(answer)
+        stable = True
+        for _ in range(10):
+            page.wait_for_timeout(100)
+            if textarea.input_value() != answer:
+                stable = False
+                break
+        if stable:
+            return
+    pytest.fail(f"the typed answer did not stay in the raw-answer box after {STABLE_TRIES} tries")
+
+
 def _run_page(browser, served: str, image_path: Path, answer: str, tmp_path: Path) -> None:
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -188,14 +205,7 @@ def _run_page(browser, served: str, image_path: Path, answer: str, tmp_path: Pat
 
     # Type the answer a trained policy would write and segment from it.
     page.get_by_role("tab", name="Raw answer").click()
-    textarea = page.locator("#answer textarea")
-    # The run's outputs land one component at a time: wait until the policy's raw answer is in
-    # the textbox, or it may overwrite the text typed below (seen on a busy 2-core machine).
-    page.wait_for_function(
-        "() => { const t = document.querySelector('#answer textarea'); return t && t.value }"
-    )
-    textarea.fill(answer)
-    expect(textarea).to_have_value(answer)
+    _type_answer(page, answer)
     before = overlay.get_attribute("src")
     page.locator("#from-answer").click()
     status.get_by_text("From your answer: Segmented with 1 box").wait_for()
