@@ -6,7 +6,7 @@
 # = python -m seg_r1.quickstart --out runs/quickstart: tiny checkpoints + synthetic scenes ->
 # SFT warm-up on traces synthesised from the masks (configs/tiny/sft.yaml) -> GRPO with the
 # classical segmenter (configs/tiny/grpo.yaml) -> held-out evaluation against the best constant
-# box and on shuffled images; writes runs/quickstart/summary.json and curves.png
+# box, on shuffled images and against its own answers as constants; writes runs/quickstart/summary.json and curves.png
 # (docs/training.md, "The quickstart"; docs/learning_demo.md for the recipe's measurements).
 #
 # OUT_DIR (default runs/quickstart) and extra arguments (--sft-steps, --grpo-steps, --n-train,

