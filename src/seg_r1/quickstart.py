@@ -123,40 +123,24 @@ def recipe(name: str) -> Path:
 # --------------------------------------------------------------------------- stages
 
 
-def run_sft(policy: Path, data: Path, out: Path, steps: int, seed: int) -> Any:
-    """Stage 3: SFT warm-up with ``configs/tiny/sft.yaml`` + :data:`SFT_OVERRIDES`
-    (returns the trainer)."""
-    from seg_r1 import sft
+def run_stage(stage: str, policy: Path, data: Path, out: Path, steps: int, seed: int) -> Any:
+    """Stages 3 and 4: ``stage`` = ``"sft"`` (``configs/tiny/sft.yaml`` +
+    :data:`SFT_OVERRIDES`) or ``"grpo"`` (``configs/tiny/grpo.yaml`` + :data:`GRPO_OVERRIDES`),
+    through the stage's own entry point (returns the trainer)."""
+    from seg_r1 import grpo, sft
 
+    module, overrides = {"sft": (sft, SFT_OVERRIDES), "grpo": (grpo, GRPO_OVERRIDES)}[stage]
     argv = [
-        "--config", str(recipe("sft.yaml")),
+        "--config", str(recipe(f"{stage}.yaml")),
         "--model_name_or_path", str(policy),
         "--data_root", str(data),
         "--output_dir", str(out),
         "--max_steps", str(steps),
         "--save_strategy", "no",
         "--seed", str(seed),
-        *SFT_OVERRIDES,
+        *overrides,
     ]  # fmt: skip
-    return sft.main(*sft.parse_args(argv))
-
-
-def run_grpo(policy: Path, data: Path, out: Path, steps: int, seed: int) -> Any:
-    """Stage 4: GRPO with ``configs/tiny/grpo.yaml`` + :data:`GRPO_OVERRIDES`
-    (returns the trainer)."""
-    from seg_r1 import grpo
-
-    argv = [
-        "--config", str(recipe("grpo.yaml")),
-        "--model_name_or_path", str(policy),
-        "--data_root", str(data),
-        "--output_dir", str(out),
-        "--max_steps", str(steps),
-        "--save_strategy", "no",
-        "--seed", str(seed),
-        *GRPO_OVERRIDES,
-    ]  # fmt: skip
-    return grpo.main(*grpo.parse_args(argv))
+    return module.main(*module.parse_args(argv))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -415,10 +399,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_foreground_dataset(data, args.n_test, args.seed, FRAME_SIZE, "test", **looks)
 
     _stage(2, f"SFT warm-up ({args.sft_steps} steps)")
-    sft_trainer = run_sft(tiny.policy, data, out / "sft", args.sft_steps, args.seed)
+    sft_trainer = run_stage("sft", tiny.policy, data, out / "sft", args.sft_steps, args.seed)
 
     _stage(3, f"GRPO with the classical segmenter ({args.grpo_steps} steps)")
-    grpo_trainer = run_grpo(out / "sft", data, out / "grpo", args.grpo_steps, args.seed)
+    grpo_trainer = run_stage("grpo", out / "sft", data, out / "grpo", args.grpo_steps, args.seed)
 
     _stage(4, "held-out evaluation")
     from seg_r1.segmenter import build_segmenter
