@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fake_segmenter import RectSegmenter
 from PIL import Image
 from py_sod_metrics import Smeasure
 
@@ -19,33 +20,9 @@ from seg_r1.rewards import (
     prerl_format_reward,
     segmentation_reward,
 )
-from seg_r1.segmenter import BaseSegmenter, ClassicalSegmenter, PromptSet, clear_segmenter_cache
+from seg_r1.segmenter import ClassicalSegmenter, clear_segmenter_cache
 
 THINK = "<think> ok </think> "
-
-
-class RectSegmenter(BaseSegmenter):
-    """Deterministic fake: a box gives the filled box (columns floor(x1)..ceil(x2)-1, rows
-    likewise); points-only gives the pixels of the foreground points."""
-
-    def _encode(self, image: np.ndarray) -> None:
-        pass
-
-    def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
-        self.stats.decoder_calls += 1
-        out = []
-        for p in prompts:
-            mask = np.zeros(self.image_hw, dtype=bool)
-            if p.box is not None:
-                x1, y1, x2, y2 = p.box
-                mask[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))] = (
-                    True
-                )
-            else:
-                for (x, y), label in zip(p.points.astype(int), p.labels):
-                    mask[y, x] = label == 1
-            out.append(mask)
-        return out
 
 
 def oracle_s_measure(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fake_segmenter import RectSegmenter
 
 from seg_r1.answer import parse_answer
 from seg_r1.sam2_backend import SAM2LoadError, SAM2Segmenter
 from seg_r1.segmenter import (
-    BaseSegmenter,
     ClassicalSegmenter,
     PromptSet,
     Segmenter,
@@ -21,36 +21,6 @@ from seg_r1.segmenter import (
     resize_to_frame,
     segment_batch,
 )
-
-
-class RectSegmenter(BaseSegmenter):
-    """Deterministic fake: a box prompt gives the filled box (pixels floor(x1)..ceil(x2)-1);
-    a points-only prompt gives the pixels of its foreground points."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoded: list[np.ndarray] = []
-        self.decoded: list[PromptSet] = []
-
-    def _encode(self, image: np.ndarray) -> None:
-        self.encoded.append(image)
-
-    def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
-        self.stats.decoder_calls += 1
-        self.decoded += prompts
-        out = []
-        for p in prompts:
-            mask = np.zeros(self.image_hw, dtype=bool)
-            if p.box is not None:
-                x1, y1, x2, y2 = p.box
-                mask[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))] = (
-                    True
-                )
-            else:
-                for (x, y), label in zip(p.points.astype(int), p.labels):
-                    mask[y, x] = label == 1
-            out.append(mask)
-        return out
 
 
 def textured_disk_scene(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
