@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The embedded default, on CPU with nothing downloaded (about 9 minutes on 2 cores):
+# The embedded default, on CPU with nothing downloaded (about 14 minutes on 2 cores):
 #
 #   bash setup.sh && bash scripts/quickstart.sh
 #
 # = python -m seg_r1.quickstart --out runs/quickstart: tiny checkpoints + synthetic scenes ->
 # SFT warm-up on traces synthesised from the masks (configs/tiny/sft.yaml) -> GRPO with the
 # classical segmenter (configs/tiny/grpo.yaml) -> held-out evaluation against the best constant
-# box, on shuffled images and against its own answers as constants; writes runs/quickstart/summary.json and curves.png
-# (docs/training.md, "The quickstart"; docs/learning_demo.md for the recipe's measurements).
+# answer, on shuffled images and against its own answers as constants; writes
+# runs/quickstart/summary.json and curves.png (docs/training.md, "The quickstart";
+# docs/learning_demo.md for the recipe's measurements).
 #
 # OUT_DIR (default runs/quickstart) and extra arguments (--sft-steps, --grpo-steps, --n-train,
-# --seed, ...) are passed to `python -m seg_r1.quickstart`.
+# --seed, --save-steps N, --resume, ...) are passed to `python -m seg_r1.quickstart`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}

@@ -1,0 +1,72 @@
+"""Pieces of the quickstart (fast): the constant baseline's search, checkpoint + resume of a
+stage. The whole chain runs in the slow test tests/test_learning_demo.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from seg_r1 import quickstart
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from seg_r1.data.synthetic import write_foreground_dataset
+
+    root = tmp_path_factory.mktemp("qs_data")
+    size = quickstart.FRAME_SIZE
+    write_foreground_dataset(root, 16, 0, size, "train", camouflage_ratio=0.0)
+    write_foreground_dataset(root, 4, 0, size, "test", camouflage_ratio=0.0)
+    return root
+
+
+def test_constant_answer_is_the_best_of_its_candidates(scenes, monkeypatch):
+    from seg_r1.answer import parse_answer
+    from seg_r1.segmenter import build_segmenter
+
+    monkeypatch.setattr(quickstart, "SEARCH_IMAGES", 4)
+    monkeypatch.setattr(quickstart, "SCORE_IMAGES", 4)
+    monkeypatch.setattr(quickstart, "BOX_STEPS", (56,))
+    images, gts = quickstart._examples(scenes, "train")
+    segmenter = build_segmenter("classical")
+    box_only, answer, train_iou = quickstart.fit_constant_answer(images, gts, segmenter)
+
+    parsed, parsed_box = parse_answer(answer, 224), parse_answer(box_only, 224)
+    assert parsed.ok and parsed_box.ok  # usable prompts (no <think>: not a full answer)
+    assert len(parsed_box.boxes) == 1 and len(parsed_box.points) == 0
+    subset = (images[:4], gts[:4], segmenter)
+    # searched and reported on the same 4 images: the answer is at least as good as the box
+    # alone, every known constant and every starting box (hand-written, not from the search)
+    assert train_iou == pytest.approx(quickstart.constant_text_iou(answer, *subset))
+    others = [
+        box_only,
+        *quickstart.KNOWN_CONSTANT_ANSWERS,
+        "<bbox>[56,56,168,168]</bbox>",
+        "<bbox>[0,0,224,224]</bbox>",
+    ]
+    for other in others:
+        assert train_iou >= quickstart.constant_text_iou(other, *subset) - 1e-12, other
+
+
+def test_stage_keeps_checkpoints_and_resumes(tiny_ckpts, scenes, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(
+        quickstart,
+        "SFT_OVERRIDES",
+        [*quickstart.SFT_OVERRIDES, "--per_device_train_batch_size", "2"],
+    )
+    out = tmp_path / "sft"
+    first = quickstart.run_stage("sft", tiny_ckpts.policy, scenes, out, 2, 0, save_steps=1)
+    assert first.state.global_step == 2
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    # a longer run in the same folder continues from checkpoint-2 (not from step 0)
+    with caplog.at_level("INFO", logger="seg_r1.trainer"):
+        again = quickstart.run_stage(
+            "sft", tiny_ckpts.policy, scenes, out, 3, 0, save_steps=1, resume=True
+        )
+    assert f"resuming from {out / 'checkpoint-2'}" in caplog.text
+    assert again.state.global_step == 3
+    assert (out / "checkpoint-3").is_dir()
+    # without resume, a folder that holds checkpoints is refused (not silently mixed)
+    from seg_r1.configs import LaunchError
+
+    with pytest.raises(LaunchError, match="already holds checkpoints"):
+        quickstart.run_stage("sft", tiny_ckpts.policy, scenes, out, 3, 0)
