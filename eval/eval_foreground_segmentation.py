@@ -36,15 +36,17 @@ import logging
 import sys
 from pathlib import Path
 
-from seg_r1.data import load_eval_jsonl, load_foreground_dataset
+from seg_r1.data import LoadReport, load_eval_jsonl, load_foreground_dataset
 from seg_r1.evaluation import (
     add_common_arguments,
     config_from_args,
     config_summary,
+    coverage,
     foreground_summary,
     run_from_args,
     samples_by_id,
     setup_logging,
+    warn_incomplete,
     write_case_report,
     write_json,
 )
@@ -80,19 +82,40 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     if args.prompt_path is not None:
         name = args.dataset or Path(args.prompt_path).stem
-        dataset = load_eval_jsonl(args.prompt_path, root_dir=args.data_root or ".", source=name)
+        report = LoadReport(name=name, strict=args.strict)
+        dataset = load_eval_jsonl(
+            args.prompt_path,
+            root_dir=args.data_root or ".",
+            source=name,
+            strict=args.strict,
+            report=report,
+        )
     else:
         name = args.dataset
-        dataset = load_foreground_dataset(name, root=args.data_root or "datasets", split=args.split)
+        report = LoadReport(name=name, strict=args.strict)
+        dataset = load_foreground_dataset(
+            name,
+            root=args.data_root or "datasets",
+            split=args.split,
+            strict=args.strict,
+            report=report,
+        )
     out = Path(args.vis_output_path)
     work_dir = out / name
     config = config_from_args(args, "foreground", save_masks=True)
     records = run_from_args(args, dataset, config, work_dir)
     rows = samples_by_id(dataset)
-    metrics = foreground_summary(records, work_dir, rows)
+    metrics = foreground_summary(records)
+    skipped = dict(report.skipped_samples)
+    if len(records) < len(dataset):  # --limit
+        skipped["limit"] = len(dataset) - len(records)
+    cov = coverage(len(records), skipped)
+    metrics.update(cov)
+    warnings = warn_incomplete({name: cov})
     result = {
         "dataset": name,
         "task": "foreground",
+        "complete": cov["complete"],
         "metrics": metrics,
         "config": config_summary(config),
         "masks": str(work_dir / "masks"),
@@ -104,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\ngIoU {100 * metrics['gIoU']:.2f}, cIoU {100 * metrics['cIoU']:.2f}, "
         f"n {metrics['n']}, format ok {100 * metrics['format_ok_rate']:.1f}%\n"
     )
+    iou_line += "".join(f"\n**{line}**\n" for line in warnings)
     (out / f"{name}_metrics.md").write_text(table + iou_line, encoding="utf-8")
     report = write_case_report(
         out / f"{name}_cases.png",

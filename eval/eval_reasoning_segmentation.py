@@ -36,17 +36,24 @@ from pathlib import Path
 
 import datasets
 
-from seg_r1.data import load_reasonseg_dataset
+from seg_r1.data import LoadReport, load_reasonseg_dataset
 from seg_r1.evaluation import (
+    EXPECTED_SAMPLES,
     IGNORE_MODES,
     add_common_arguments,
     config_from_args,
     run_from_args,
     setup_logging,
+    split_coverage,
     write_iou_report,
 )
 
 logger = logging.getLogger("eval_reasoning")
+
+
+def split_of(row: dict) -> str:
+    """The metrics group of a ReasonSeg row: its split."""
+    return row["split"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,12 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     if not splits:
         raise SystemExit("--split is empty; e.g. --split test,val")
-    parts = [load_reasonseg_dataset(s, root=args.data_root, queries=args.queries) for s in splits]
+    reports = {s: LoadReport(name=f"ReasonSeg {s}", strict=args.strict) for s in splits}
+    parts = [
+        load_reasonseg_dataset(
+            s, root=args.data_root, queries=args.queries, strict=args.strict, report=reports[s]
+        )
+        for s in splits
+    ]
     dataset = datasets.concatenate_datasets(parts)
     output = Path(args.output_file)
     work_dir = output.with_suffix("")
     config = config_from_args(args, "reasoning", ignore_mode=args.ignore_mode)
-    records = run_from_args(args, dataset, config, work_dir, group_fn=lambda row: row["split"])
+    records = run_from_args(args, dataset, config, work_dir, group_fn=split_of)
+    # The standard sizes count one sample per image (the first query).
+    expected = {
+        s: EXPECTED_SAMPLES.get(("ReasonSeg", s)) if args.queries == "first" else None
+        for s in splits
+    }
+    coverages = split_coverage(records, dataset, reports, expected, group_fn=split_of)
     header = {
         "task": "reasoning",
         "protocol": f"every sample once ({args.queries} query); ignore pixels: "
@@ -94,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     table = write_iou_report(
         output, records, splits, dataset, config, header,
         title="ReasonSeg {group}: reasoning segmentation (frame {frame})",
-        report_cases=args.report_cases,
+        report_cases=args.report_cases, coverages=coverages,
     )  # fmt: skip
     print(table)
     logger.info("results: %s", output)

@@ -39,12 +39,14 @@ from pathlib import Path
 
 import datasets
 
-from seg_r1.data import EVAL_SPLITS, REFER_DATASETS, load_refer_dataset
+from seg_r1.data import EVAL_SPLITS, REFER_DATASETS, LoadReport, load_refer_dataset
 from seg_r1.evaluation import (
+    EXPECTED_SAMPLES,
     add_common_arguments,
     config_from_args,
     run_from_args,
     setup_logging,
+    split_coverage,
     write_iou_report,
 )
 
@@ -84,16 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
     splits = parse_splits(args.split)
+    groups = [f"{name}_{split}" for name, split in splits]
+    reports = {group: LoadReport(name=group, strict=args.strict) for group in groups}
     parts = [
-        load_refer_dataset(name, split, root=args.data_root, image_root=args.image_root)
-        for name, split in splits
+        load_refer_dataset(
+            name,
+            split,
+            root=args.data_root,
+            image_root=args.image_root,
+            strict=args.strict,
+            report=reports[group],
+        )
+        for (name, split), group in zip(splits, groups)
     ]
     dataset = datasets.concatenate_datasets(parts)
     output = Path(args.output_file)
     work_dir = output.with_suffix("")
     config = config_from_args(args, "referring")
     records = run_from_args(args, dataset, config, work_dir)
-    groups = [f"{name}_{split}" for name, split in splits]
+    expected = {g: EXPECTED_SAMPLES.get(s) for g, s in zip(groups, splits)}
+    coverages = split_coverage(records, dataset, reports, expected)
     header = {
         "task": "referring",
         "protocol": "every referring expression; gIoU = mean IoU, cIoU = sum I / sum U",
@@ -101,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     table = write_iou_report(
         output, records, groups, dataset, config, header,
         title="{group}: referring segmentation (frame {frame})",
-        report_cases=args.report_cases,
+        report_cases=args.report_cases, coverages=coverages,
     )  # fmt: skip
     print(table)
     logger.info("results: %s", output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,6 +77,57 @@ def test_metrics_equal_the_folder_evaluation_of_the_saved_masks(run, setup):
     assert folder.complete
     expected = folder.metrics.result()
     assert {k: metrics[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_one_gt_rule_and_pysodmetrics_on_the_written_files(setup, tmp_path):
+    """Ground truth with greys of exactly 127, 128 and 129: IoU (the records), the reward and
+    the SOD metrics all see ``grey > 128``; and the run's Sα / MAE / wF equal pysodmetrics run
+    directly on the mask PNGs the run wrote and the GT files (an independent computation)."""
+    import cv2
+    from py_sod_metrics import MAE, Smeasure, WeightedFmeasure
+
+    from seg_r1.rewards import ground_truth
+
+    policy, root, script = setup
+    tree = tmp_path / "fg"
+    shutil.copytree(root, tree)
+    gt_files = sorted((tree / "Test" / "GT_Object").glob("*.png"))
+    for k, path in enumerate(gt_files):
+        grey = np.asarray(Image.open(path).convert("L")).copy()
+        ys, xs = np.nonzero(grey > 128)
+        top, left, right = ys.min(), xs.min(), xs.max() + 1
+        grey[top, left:right] = 128  # the object's top row: 128 is background
+        grey[top + 1, left:right] = 129  # the next one: 129 is foreground
+        grey[max(top - 1, 0), left:right] = 127  # above the object: background
+        grey[-1, : 1 + k] = 129  # a few stray foreground pixels in the last row
+        Image.fromarray(grey, "L").save(path)
+    out = tmp_path / "out"
+    argv = ["--dataset", "synthetic", "--data_root", str(tree), "--vis_output_path", str(out),
+            "--report_cases", "0", *common_args(policy)]  # fmt: skip
+    assert script.main(argv) == 0
+    metrics = json.loads((out / "synthetic_metrics.json").read_text())["metrics"]
+    assert metrics["n_evaluated"] == N_IMAGES and metrics["n_skipped"] == 0
+    from seg_r1.evaluation import samples_by_id
+
+    rows = samples_by_id(load_foreground_dataset("synthetic", root=tree, split="test"))
+    sm, mae, wfm = Smeasure(), MAE(), WeightedFmeasure()
+    for record in read_jsonl(out / "synthetic" / "predictions.jsonl"):
+        gt_path = rows[record["id"]]["mask"]["path"]
+        gt_file = cv2.imread(gt_path, cv2.IMREAD_GRAYSCALE)
+        expected = gt_file > 128
+        assert {127, 128, 129} <= set(np.unique(gt_file).tolist())
+        # The one rule, seen by IoU (record), the data loader, the reward and the metrics.
+        assert record["gt_area"] == int(expected.sum())
+        np.testing.assert_array_equal(load_mask(rows[record["id"]]), expected)
+        np.testing.assert_array_equal(ground_truth(gt_path), expected)
+        pred_png = cv2.imread(str(out / "synthetic" / record["mask_png"]), cv2.IMREAD_GRAYSCALE)
+        inter = int(((pred_png > 0) & expected).sum())
+        assert record["intersection"] == inter
+        for metric in (sm, mae, wfm):
+            metric.step(pred=pred_png, gt=gt_file)
+    assert metrics["Smeasure"] == pytest.approx(float(sm.get_results()["sm"]), abs=1e-10)
+    assert metrics["MAE"] == pytest.approx(float(mae.get_results()["mae"]), abs=1e-10)
+    assert metrics["wFmeasure"] == pytest.approx(float(wfm.get_results()["wfm"]), abs=1e-10)
 
 
 def test_eval_jsonl_input_gives_the_same_numbers(run, setup, tmp_path):

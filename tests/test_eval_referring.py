@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_eval_support import (
     ROOT,
@@ -26,6 +29,7 @@ from test_eval_support import (
     synthetic_root,
 )
 
+from seg_r1.data import DatasetError
 from seg_r1.evaluation import EvalError
 from seg_r1.metrics import IoUAccumulator
 
@@ -86,8 +90,88 @@ def test_every_expression_and_metrics_from_records(setup, tmp_path):
     assert 0.0 < results["refcoco_val"]["gIoU"] < 1.0  # non-trivial masks
     assert results["refcoco_val"]["format_ok_rate"] == 1.0
     table = output.with_suffix(".md").read_text()
-    assert "| refcoco_val | 30 |" in table
+    # The standard size of RefCOCO val is 10,834 expressions: the synthetic split is flagged.
+    assert "| refcoco_val | 30 / 10834 |" in table
+    assert "**INCOMPLETE refcoco_val: evaluated 30 of the standard 10,834 samples" in table
+    assert results["refcoco_val"]["complete"] is False
     assert (output.with_suffix("") / "cases_refcoco_val.png").is_file()
+
+
+def _coco_mask(segmentation, height: int, width: int) -> np.ndarray:
+    """pycocotools' own decoding of a COCO segmentation (polygons or RLE), merged."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    return mask_utils.decode(rle).astype(bool)
+
+
+def test_ciou_giou_equal_plain_numpy_over_the_saved_masks(setup, tmp_path):
+    """An independent computation: the saved masks (RLE decoded by pycocotools), the GT from
+    the split's own annotations (pycocotools), plain NumPy sums -- not the runner's
+    accumulator or its mask decoding."""
+    from pycocotools import mask as mask_utils
+
+    from seg_r1.data import load_refer_dataset
+
+    policy, root, script = setup
+    output = tmp_path / "results.json"
+    assert script.main(_args(policy, root, output)) == 0
+    results = _results(output)
+    rows = {}
+    for name, split in (("refcoco", "val"), ("refcoco", "testA")):
+        rows.update({r["id"]: r for r in load_refer_dataset(name, split, root=root)})
+    by_group: dict[str, list[tuple[int, int]]] = {}
+    for record in _predictions(output):
+        ann = json.loads(rows[record["id"]]["annotation"])
+        gt = _coco_mask(ann["segmentation"], ann["height"], ann["width"])
+        rle = dict(record["mask_rle"], counts=record["mask_rle"]["counts"].encode())
+        pred = mask_utils.decode(rle).astype(bool)
+        assert pred.shape == gt.shape
+        inter, union = int((pred & gt).sum()), int((pred | gt).sum())
+        by_group.setdefault(record["group"], []).append((inter, union))
+    assert set(by_group) == {"refcoco_val", "refcoco_testA"}
+    for group, counts in by_group.items():
+        inter = np.array([c[0] for c in counts], float)
+        union = np.array([c[1] for c in counts], float)
+        assert (union > 0).all()
+        assert results[group]["gIoU"] == pytest.approx(float(np.mean(inter / union)), abs=1e-12)
+        assert results[group]["cIoU"] == pytest.approx(inter.sum() / union.sum(), abs=1e-12)
+        assert results[group]["n"] == len(counts)
+
+
+def test_skipped_samples_are_counted_by_reason_and_strict_refuses(setup, tmp_path):
+    """No silent drops: a missing image skips all its expressions; the result says how many
+    and why, the run is marked incomplete (JSON, markdown, log), and --strict refuses."""
+    policy, root, script = setup
+    tree = tmp_path / "ref"
+    shutil.copytree(root, tree)
+    instances = json.loads((tree / "Refer_Segm" / "refcoco" / "instances.json").read_text())
+    with (tree / "Refer_Segm" / "refcoco" / "refs(unc).p").open("rb") as f:
+        refs = pickle.load(f)
+    val_images = sorted({r["image_id"] for r in refs if r["split"] == "val"})
+    victim = next(i for i in instances["images"] if i["id"] == val_images[0])
+    lost = sum(len(r["sentences"]) for r in refs if r["image_id"] == victim["id"])
+    images = next(tree.rglob(victim["file_name"]))
+    images.unlink()
+    output = tmp_path / "results.json"
+    argv = _args(policy, tree, output)
+    argv[argv.index("--data_root") + 1] = str(tree)
+    assert script.main(argv) == 0
+    summary = json.loads(output.read_text())
+    val = summary["results"]["refcoco_val"]
+    assert lost > 0 and val["n"] == val["n_evaluated"] == N_VAL - lost
+    assert val["n_skipped"] == lost and val["skipped"] == {"missing_image": lost}
+    assert val["n_expected"] == 10834 and val["complete"] is False
+    assert summary["complete"] is False
+    table = output.with_suffix(".md").read_text()
+    assert f"skipped {lost} (missing_image {lost})" in table
+    with pytest.raises(DatasetError, match="strict"):
+        script.main([*argv, "--strict", "--overwrite"])
 
 
 #: Samples of the resume / shard tests: 6 chunks of 4 (keeps them fast).

@@ -384,7 +384,9 @@ def test_histogram_fallback_for_huge_images(monkeypatch):
 def test_input_validation():
     gt = np.zeros((4, 4), np.uint8)
     with pytest.raises(TypeError, match="GT"):
-        s_measure(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32))
+        s_measure(np.zeros((4, 4), np.uint8), np.zeros((4, 4), "U1"))
+    with pytest.raises(ValueError, match="NaN"):
+        s_measure(np.zeros((4, 4), np.uint8), np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         s_measure(np.full((4, 4), 2.0), gt)
     with pytest.raises(ValueError, match=r"\[0, 255\]"):

@@ -144,12 +144,21 @@ def test_sft_chat_with_system():
     ]
 
 
-def test_sft_chat_without_system():
-    example = {"problem": "P", "thinking": "T", "solution": "S", "system": ""}
+# The official sft.py's default system prompt for FCoT rows without a ``system`` field (read
+# from the public Seg-R1 repository, seg-r1/src/open_r1/sft.py, convert_example): the RL
+# prompt's format description without its last two sentences.
+SFT_DEFAULT_SYSTEM = RL_SYSTEM.split("Where 1 indicates")[0]
+
+
+@pytest.mark.parametrize("row", [{"system": ""}, {}])
+def test_sft_chat_without_system_gets_the_official_default(row):
+    example = {"problem": "P", "thinking": "T", "solution": "S", **row}
     chat = prompts.build_sft_chat(example)
-    assert [m["role"] for m in chat] == ["user", "assistant"]
-    assert chat[0]["content"] == [{"type": "text", "text": "P"}, {"type": "image"}]
-    assert chat[1]["content"] == [{"type": "text", "text": "T S"}]
+    assert [m["role"] for m in chat] == ["system", "user", "assistant"]
+    assert chat[0]["content"] == [{"type": "text", "text": SFT_DEFAULT_SYSTEM}]
+    assert SFT_DEFAULT_SYSTEM.endswith("<labels>[1,0,...]</labels>")
+    assert chat[1]["content"] == [{"type": "text", "text": "P"}, {"type": "image"}]
+    assert chat[2]["content"] == [{"type": "text", "text": "T S"}]
 
 
 @pytest.mark.parametrize("task", ["referring", "reasoning"])

@@ -39,9 +39,14 @@ GT = np.zeros((FRAME, FRAME), bool)
 GT[2:6, 2:6] = True
 
 
-def seg_funcs(*names: str, frame: int = FRAME) -> tuple[list, RectSegmenter]:
+def seg_funcs(
+    *names: str, frame: int = FRAME, rule: str = "well_formed"
+) -> tuple[list, RectSegmenter]:
+    """Reward functions on the rectangle fake. Most tests below score box-only answers, so
+    they use the lenient ``well_formed`` rule; the default ``complete`` rule (the official
+    reward's) has its own exact-value tests (``test_default_rule_*``)."""
     seg = RectSegmenter()
-    return get_reward_funcs(list(names), segmenter=seg, frame_size=frame), seg
+    return get_reward_funcs(list(names), segmenter=seg, frame_size=frame, answer_rule=rule), seg
 
 
 def call(func, completions, image=IMAGE, mask=GT, **extra):
@@ -109,6 +114,53 @@ def test_segmentation_reward_exact_values():
     s_half = oracle_s_measure(half, GT)
     assert s_half == pytest.approx(0.6418168734161721, abs=1e-12)
     assert rewards == pytest.approx([1.0, 0.7 * 0.5 + 0.3 * s_half, 0.0, 1.0, 1.0, 0.0], abs=1e-12)
+
+
+def test_default_rule_is_the_official_complete_rule():
+    """By default (the official reward's rule) a mask needs a box AND points and labels with
+    matching counts; no think block is needed for the segmentation term (the format reward
+    asks for it). Values by hand: the fake paints the boxes, the GT is rows/cols 2..5."""
+    seg = RectSegmenter()
+    (seg_fn,) = get_reward_funcs(["segmentation"], segmenter=seg, frame_size=FRAME)
+    half = np.zeros_like(GT)
+    half[2:4, 2:6] = True
+    half_reward = 0.7 * 0.5 + 0.3 * oracle_s_measure(half, GT)
+    pts = "<points>[[3,3]]</points><labels>[1]</labels>"
+    completions = [
+        THINK + "<bbox>[2,2,6,6]</bbox>" + pts,  # complete, pred == GT -> 1.0
+        THINK + "<bbox>[2,2,6,4]</bbox>" + pts,  # complete, half the GT
+        "<bbox>[2,2,6,6]</bbox>" + pts,  # no think: still segmented -> 1.0
+        THINK + "<bbox>[2,2,6,6]</bbox>",  # box only -> 0.0 (the lenient rule gives 1.0)
+        THINK + "<bbox>[2,2,6,6]</bbox><points>[[3,3]]</points><labels>[1,0]</labels>",  # 0.0
+        THINK + "<bbox>[2,2,6,6]</bbox><points>[[3,3]]</points>",  # no labels -> 0.0
+        THINK + "<bbox>[2,2,6,6]</bbox><points>[]</points><labels>[]</labels>",  # no point -> 0.0
+        THINK + pts,  # no box -> 0.0
+    ]
+    logged: dict[str, float] = {}
+    extra: dict[str, list] = {}
+    rewards = call(seg_fn, completions, log_metric=logged.__setitem__, log_extra=extra.__setitem__)
+    assert rewards == pytest.approx([1.0, half_reward, 1.0, 0, 0, 0, 0, 0], abs=1e-12)
+    assert logged["segmentation/parse_failures"] == 5.0
+    assert extra["segmentation_parse_error"][:4] == [None, None, None,
+        "no points and labels (the 'complete' rule needs them)"]  # fmt: skip
+    # The same completions under the lenient rule: the box-only answers (no points, or empty
+    # point and label lists) are segmented from their box.
+    (lenient,), _ = seg_funcs("segmentation", rule="well_formed")
+    assert call(lenient, completions) == pytest.approx(
+        [1.0, half_reward, 1.0, 1.0, 0, 0, 1.0, 0], abs=1e-12
+    )
+
+
+def test_default_rule_reaches_the_recipe_and_the_trainer():
+    from seg_r1.configs import GRPOScriptArguments
+    from seg_r1.segmenter import DEFAULT_TRAIN_ANSWER_RULE
+
+    assert DEFAULT_TRAIN_ANSWER_RULE == "complete"
+    assert MaskComputer(RectSegmenter(), FRAME).answer_rule == "complete"
+    assert GRPOScriptArguments(datasets=["synthetic"]).answer_rule == "complete"
+    assert GRPOScriptArguments(datasets=["synthetic"], answer_rule="well_formed").answer_rule
+    with pytest.raises(ValueError, match="answer rule"):
+        GRPOScriptArguments(datasets=["synthetic"], answer_rule="box_only")
 
 
 def test_segmentation_special_cases_by_hand():
@@ -194,8 +246,10 @@ def test_ground_truth_scales_agree(tmp_path):
         np.testing.assert_array_equal(ground_truth(value), GT, err_msg=name)
         (rewards[name],) = call(seg_fn, [text], mask=value)
     assert len(set(rewards.values())) == 1, rewards
-    # Soft 0-255 GT: > 127 (SPEC), 127 is background, 128 foreground.
-    np.testing.assert_array_equal(ground_truth(np.array([[127, 128]], np.uint8)), [[False, True]])
+    # Soft 0-255 GT: the one GT rule, > 128 (the toolbox's): 127 and 128 are background.
+    np.testing.assert_array_equal(
+        ground_truth(np.array([[127, 128, 129]], np.uint8)), [[False, False, True]]
+    )
 
 
 def test_s_measure_term_is_not_one_minus_foreground_fraction():
@@ -267,13 +321,13 @@ def test_trl_style_call_logs_metrics_and_extras():
             "segmentation/points_per_answer": 1.0,
         }
     )
-    assert extra == {"segmentation_parse_error": [None, None, "missing <think>...</think>"]}
+    assert extra == {"segmentation_parse_error": [None, None, "no valid box"]}
 
 
 def test_missing_log_metric_is_fine():
     assert segmentation_reward(
         [THINK + "<bbox>[2,2,6,6]</bbox>"],
-        mask_computer=MaskComputer(RectSegmenter(), FRAME),
+        mask_computer=MaskComputer(RectSegmenter(), FRAME, answer_rule="well_formed"),
         image=[IMAGE],
         mask=[GT],
     ) == pytest.approx([1.0], abs=1e-9)
@@ -366,7 +420,9 @@ def test_classical_reward_prefers_the_true_box():
         -1,
     )
     image = np.where(gt[..., None], disk, background).astype(np.uint8)
-    (seg_fn,) = get_reward_funcs(["segmentation"], segmenter=ClassicalSegmenter(), frame_size=size)
+    (seg_fn,) = get_reward_funcs(
+        ["segmentation"], segmenter=ClassicalSegmenter(), frame_size=size, answer_rule="well_formed"
+    )
     true_box = THINK + "<bbox>[70,86,171,187]</bbox>"
     shifted = THINK + "<bbox>[130,126,231,227]</bbox>"
     r_true, r_shifted = seg_fn([true_box, shifted], image=[image, image], mask=[gt, gt])

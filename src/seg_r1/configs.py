@@ -39,6 +39,7 @@ import trl
 
 from seg_r1.data import FOREGROUND_DATASETS, REFER_DATASETS
 from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+from seg_r1.segmenter import DEFAULT_TRAIN_ANSWER_RULE, check_answer_rule
 
 logger = logging.getLogger(__name__)
 
@@ -258,9 +259,20 @@ class GRPOScriptArguments(SegR1DataArguments):
         default=3,
         metadata={"help": "GrabCut iterations of the 'classical' segmenter (SPEC §9: 3)."},
     )
+    answer_rule: str = field(
+        default=DEFAULT_TRAIN_ANSWER_RULE,
+        metadata={
+            "help": "Which answers the segmentation reward scores: 'complete' (the official "
+            "reward, the paper's training: 0 unless a box, points and labels all parse with "
+            "matching counts) or 'well_formed' (lenient: a box-only answer with no points "
+            "and labels is segmented and scored too; a policy can then learn to drop "
+            "points). 'fallback' (the official evaluation's salvage) is accepted too."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_answer_rule(self.answer_rule)
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         _check_frame(self.frame_size, allow_none=False)

@@ -47,11 +47,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from seg_r1.answer import frame_to_image, parse_answer
+from seg_r1.answer import frame_to_image
 from seg_r1.data.io import to_rgb
 from seg_r1.inference import Prediction, SegR1Pipeline
 from seg_r1.prompts import user_text
-from seg_r1.segmenter import resize_mask, segment_batch
+from seg_r1.segmenter import resize_mask
 from seg_r1.visualize import PRED_COLOR, draw_answer, overlay_mask
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class DemoResult:
             "prompt_sent": self.prompt,
             "frame_size": self.frame_size,
             "image_size_hw": [int(hw[0]), int(hw[1])],
-            "answer_usable": bool(answer.ok),
+            "answer_usable": bool(self.prediction.usable),
             "answer_format_ok": bool(answer.format_ok),
             "answer_error": answer.error,
             "boxes_image_px": rounded(frame_to_image(answer.boxes, answer.frame_size, hw)),
@@ -306,7 +306,7 @@ def _describe(pred: Prediction, seconds: float) -> tuple[str, str]:
     """Status Markdown and level of a finished run."""
     answer = pred.answer
     timing = f"({seconds:.1f} s)"
-    if not answer.ok:
+    if not pred.usable:
         reason = answer.error or "the prompts are inconsistent"
         return (
             f"**The answer could not be turned into a mask:** `{reason}`. No mask {timing}. "
@@ -503,13 +503,9 @@ class SegR1Demo:
 
 
 def _predict_from_answer(pipe: SegR1Pipeline, image: np.ndarray, completion: str) -> Prediction:
-    """Steps 1 and 3-5 of :meth:`SegR1Pipeline.predict` for a given answer text (the policy
-    is skipped): frame, parse, segment in the frame, mask back to the image."""
-    frame = pipe.frames([image])[0]
-    answer = parse_answer(completion, pipe.frame_size, mode=pipe.mode)
-    frame_mask = segment_batch(pipe.segmenter, [frame], [answer])[0]
-    mask = resize_mask(frame_mask, image.shape[:2])
-    return Prediction(completion, answer, frame_mask, mask)
+    """:meth:`SegR1Pipeline.predict_from_completions` for one typed answer (the policy is
+    skipped; the pipeline's frame and answer rule apply)."""
+    return pipe.predict_from_completions([image], [completion])[0]
 
 
 # --------------------------------------------------------------------------- examples

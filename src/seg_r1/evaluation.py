@@ -35,7 +35,9 @@ prompts, segmenter, batch size, ...); resuming with different settings raises (u
 
 **Records** (one JSON line per sample) keep everything needed to recompute the metrics
 without the model: the raw completion, the parsed prompts, the predicted mask (COCO RLE, and
-the PNG path for foreground), and the per-sample ``intersection`` / ``union`` / ``iou``.
+the PNG path for foreground), the ground truth as the metrics saw it (``gt_rle``: read once per
+sample, by the one GT rule :func:`seg_r1.metrics.binarize_gt`), and the per-sample
+``intersection`` / ``union`` / ``iou``.
 Metrics are computed from the merged records in evaluation order, so a re-run, a resumed run
 and a sharded run give identical numbers.
 """
@@ -63,7 +65,7 @@ from PIL import Image
 
 from seg_r1.answer import parse_answer
 from seg_r1.metrics import IoUAccumulator, SODMetrics, intersection_union, iou_from_counts
-from seg_r1.metrics.folders import read_gray
+from seg_r1.segmenter import ANSWER_RULES, DEFAULT_EVAL_ANSWER_RULE, check_answer_rule
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class EvalConfig:
     sam2_checkpoint: str | None = None
     sam2_dtype: str = "float32"
     bgr_compat: bool = False
+    answer_rule: str = DEFAULT_EVAL_ANSWER_RULE
     ignore_mode: str = "background"
     save_masks: bool = False
     seed: int = 0
@@ -121,6 +124,7 @@ class EvalConfig:
             raise ValueError(f"ignore_mode must be one of {IGNORE_MODES}, got {self.ignore_mode!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_answer_rule(self.answer_rule)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide the outputs (compared on resume)."""
@@ -382,6 +386,7 @@ def process_chunk(
             "completion": pred.completion,
             "answer": {
                 "ok": bool(answer.ok),
+                "usable": bool(pred.usable),
                 "format_ok": bool(answer.format_ok),
                 "error": answer.error,
                 "boxes": answer.boxes.tolist(),
@@ -394,6 +399,7 @@ def process_chunk(
             "pred_area": int(pred.mask.sum()),
             "gt_area": int(gt.sum()),
             "mask_rle": encode_rle(pred.mask),
+            "gt_rle": encode_rle(gt),
         }
         if config.save_masks:
             rel = mask_relpath(sample.id)
@@ -437,6 +443,7 @@ def _build_pipeline(config: EvalConfig, device: str, sam2_device: str | None) ->
         repetition_penalty=config.repetition_penalty,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
+        answer_rule=config.answer_rule,
     )
 
 
@@ -775,29 +782,24 @@ def grouped_iou_summary(
     return {g: iou_summary(by_group[g]) for g in order if g in by_group}
 
 
-def _read_grey(path: str | Path) -> np.ndarray:
-    grey = read_gray(path)
-    if grey is None:
-        raise EvalError(f"cannot read {path} as an image")
-    return grey
+def foreground_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """COD/SOD metrics of the records' predicted masks against their ground truth, in
+    evaluation order, plus :func:`iou_summary`'s numbers.
 
-
-def foreground_summary(
-    records: Sequence[Mapping[str, Any]], work_dir: str | Path, samples: Mapping[str, Any]
-) -> dict[str, Any]:
-    """COD/SOD metrics of the saved mask PNGs against the ground-truth files, both read as
-    8-bit grey like the toolbox (:func:`seg_r1.metrics.folders.read_gray`; GT ``> 128``),
-    in evaluation order, plus :func:`iou_summary`'s numbers.
-
-    ``samples`` maps id -> data row (for the GT path).
+    Both masks come from the records (``mask_rle``, ``gt_rle``): the ground truth was read
+    ONCE per sample, by the one GT rule (:func:`seg_r1.metrics.binarize_gt`, ``> 128``), when
+    the sample was evaluated, so IoU and the SOD metrics see the same binary GT. A binary
+    prediction is the same map to the metrics as its 0/255 PNG (``masks/<id>.png``), so the
+    numbers equal the toolbox's run on the written PNGs and the GT files.
     """
     sod = SODMetrics()
     for record in records:
-        if "mask_png" not in record:
-            raise EvalError(f"record {record['id']} has no mask PNG (save_masks was off)")
-        pred = _read_grey(Path(work_dir) / record["mask_png"])
-        gt = _read_grey(samples[record["id"]]["mask"]["path"])
-        sod.update(pred, gt)
+        if "gt_rle" not in record:
+            raise EvalError(
+                f"record {record['id']} has no ground truth (written by an older version); "
+                "re-run with --overwrite"
+            )
+        sod.update(decode_rle(record["mask_rle"]), decode_rle(record["gt_rle"]))
     result: dict[str, Any] = dict(sod.result())
     result.update(iou_summary(records))
     return result
@@ -827,15 +829,107 @@ def write_jsonl(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
     return path
 
 
+#: Samples a complete run evaluates on the standard splits (SPEC §10): every RefCOCO/+/g
+#: expression of the ``unc`` / ``umd`` splits, every ReasonSeg sample once (first query).
+EXPECTED_SAMPLES: dict[tuple[str, str], int] = {
+    ("refcoco", "val"): 10834,
+    ("refcoco", "testA"): 5657,
+    ("refcoco", "testB"): 5095,
+    ("refcoco+", "val"): 10758,
+    ("refcoco+", "testA"): 5726,
+    ("refcoco+", "testB"): 4889,
+    ("refcocog", "val"): 4896,
+    ("refcocog", "test"): 9602,
+    ("ReasonSeg", "val"): 200,
+    ("ReasonSeg", "test"): 779,
+}
+
+
+def coverage(
+    n_evaluated: int,
+    skipped: Mapping[str, int] | None = None,
+    expected: int | None = None,
+) -> dict[str, Any]:
+    """What a split's run covered: ``n_evaluated``, ``n_skipped`` with ``skipped`` by reason
+    (from the loader's :attr:`seg_r1.data.LoadReport.skipped_samples`, plus ``limit`` for
+    samples left out by ``--limit``), ``n_expected`` (a standard split's size, else ``None``)
+    and ``complete`` -- nothing skipped and, where a size is known, exactly that many
+    evaluated."""
+    skipped = {k: int(v) for k, v in sorted((skipped or {}).items()) if v}
+    n_skipped = sum(skipped.values())
+    complete = n_skipped == 0 and (expected is None or n_evaluated == expected)
+    return {
+        "n_evaluated": int(n_evaluated),
+        "n_skipped": n_skipped,
+        "skipped": skipped,
+        "n_expected": expected,
+        "complete": bool(complete),
+    }
+
+
+def coverage_warning(name: str, cov: Mapping[str, Any]) -> str | None:
+    """A loud one-line warning for an incomplete split (``None`` when complete)."""
+    if cov["complete"]:
+        return None
+    text = f"INCOMPLETE {name}: evaluated {cov['n_evaluated']:,}"
+    if cov["n_expected"] is not None:
+        text += f" of the standard {cov['n_expected']:,} samples"
+    if cov["n_skipped"]:
+        detail = ", ".join(f"{k} {v}" for k, v in cov["skipped"].items())
+        text += f"; skipped {cov['n_skipped']:,} ({detail})"
+    return text + " -- not comparable with published numbers"
+
+
+def split_coverage(
+    records: Sequence[Mapping[str, Any]],
+    dataset: Any,
+    reports: Mapping[str, Any],
+    expected: Mapping[str, int | None],
+    group_fn: Callable[[Mapping[str, Any]], str] = default_group,
+) -> dict[str, dict[str, Any]]:
+    """:func:`coverage` per group: ``reports`` maps a group to its loader's
+    :class:`~seg_r1.data.LoadReport`, ``expected`` to its standard size (or ``None``).
+    Samples of ``dataset`` without a record (``--limit``) count as skipped for ``limit``."""
+    in_dataset: dict[str, int] = {}
+    for row in plain_rows(dataset):
+        group = group_fn(row)
+        in_dataset[group] = in_dataset.get(group, 0) + 1
+    evaluated: dict[str, int] = {}
+    for record in records:
+        evaluated[record["group"]] = evaluated.get(record["group"], 0) + 1
+    out = {}
+    for group in dict.fromkeys([*reports, *in_dataset, *expected]):
+        report = reports.get(group)
+        skipped = dict(report.skipped_samples) if report is not None else {}
+        left_out = in_dataset.get(group, 0) - evaluated.get(group, 0)
+        if left_out:
+            skipped["limit"] = left_out
+        out[group] = coverage(evaluated.get(group, 0), skipped, expected.get(group))
+    return out
+
+
+def warn_incomplete(coverages: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Log and return the :func:`coverage_warning` of every incomplete group."""
+    lines = []
+    for name, cov in coverages.items():
+        line = coverage_warning(name, cov)
+        if line is not None:
+            logger.warning("%s", line)
+            lines.append(line)
+    return lines
+
+
 def iou_table(results: Mapping[str, Mapping[str, Any]], title: str = "split") -> str:
-    """Markdown table of :func:`grouped_iou_summary` (gIoU/cIoU in percent, 2 decimals)."""
+    """Markdown table of :func:`grouped_iou_summary` (gIoU/cIoU in percent, 2 decimals; ``n``
+    shows ``evaluated / expected`` where a standard size is known)."""
     lines = [
         f"| {title} | n | gIoU | cIoU | format ok |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
+        n = f"{r['n']}" if r.get("n_expected") is None else f"{r['n']} / {r['n_expected']}"
         lines.append(
-            f"| {name} | {r['n']} | {100 * r['gIoU']:.2f} | {100 * r['cIoU']:.2f} "
+            f"| {name} | {n} | {100 * r['gIoU']:.2f} | {100 * r['cIoU']:.2f} "
             f"| {100 * r['format_ok_rate']:.1f}% |"
         )
     return "\n".join(lines) + "\n"
@@ -907,26 +1001,38 @@ def write_iou_report(
     header: Mapping[str, Any],
     title: str,
     report_cases: int = DEFAULT_REPORT_CASES,
+    coverages: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """The outputs of a referring / reasoning run; returns the markdown table.
 
-    Writes ``output`` (JSON: ``header`` + per-group :func:`grouped_iou_summary` results +
-    :func:`config_summary` + the records' path), the same stem with ``.md`` (the table), and
-    ``cases_<group>.png`` per group in the work folder (``output`` without suffix).
-    ``title`` is formatted with ``group`` and ``frame`` for each case grid.
+    Writes ``output`` (JSON: ``header`` + per-group :func:`grouped_iou_summary` results, each
+    with its :func:`coverage` when ``coverages`` has it, ``complete`` overall +
+    :func:`config_summary` + the records' path), the same stem with ``.md`` (the table, then
+    a warning line per incomplete group), and ``cases_<group>.png`` per group in the work
+    folder (``output`` without suffix). ``title`` is formatted with ``group`` and ``frame``
+    for each case grid.
     """
     output = Path(output)
     work_dir = output.with_suffix("")
     results = grouped_iou_summary(records, groups)
+    coverages = dict(coverages or {})
+    for group, cov in coverages.items():
+        if group in results:
+            results[group].update(cov)
+        else:  # every sample of the split was skipped
+            results[group] = dict(cov)
     summary = dict(header)
     summary["results"] = results
+    summary["complete"] = all(cov["complete"] for cov in coverages.values())
     summary["config"] = config_summary(config) | dict(summary.get("config", {}))
     summary["predictions"] = str(work_dir / "predictions.jsonl")
     write_json(output, summary)
-    table = iou_table(results)
+    warnings = warn_incomplete(coverages)
+    table = iou_table({g: r for g, r in results.items() if "gIoU" in r})
+    table += "".join(f"\n**{line}**\n" for line in warnings)
     output.with_suffix(".md").write_text(table, encoding="utf-8")
     rows = samples_by_id(dataset)
-    for group in results:
+    for group in (g for g, r in results.items() if "gIoU" in r):
         write_case_report(
             work_dir / f"cases_{group}.png",
             [r for r in records if r["group"] == group],
@@ -992,6 +1098,24 @@ def add_common_arguments(parser: argparse.ArgumentParser, task: str) -> None:
         help="reproduce the official code's defect: SAM2 sees R and B swapped (SPEC §3)",
     )
 
+    proto = parser.add_argument_group("protocol")
+    proto.add_argument(
+        "--strict",
+        action="store_true",
+        help="any sample the loader would skip (missing or unreadable file, mismatched "
+        "annotation) is an error instead of a counted skip",
+    )
+    proto.add_argument(
+        "--answer_rule",
+        default=DEFAULT_EVAL_ANSWER_RULE,
+        choices=ANSWER_RULES,
+        help="which imperfect answers still give a mask: 'fallback' (default, the official "
+        "evaluation's: box-only mask when points/labels are unusable, points-only mask "
+        "without a box -- numbers comparable with the paper's), 'well_formed' (strict: an "
+        "inconsistent answer gives an empty mask; box-only answers are kept) or 'complete' "
+        "(the training reward's rule)",
+    )
+
     run = parser.add_argument_group("runner")
     run.add_argument("--device", default="auto", help="policy device: auto, cpu, cuda, cuda:1")
     run.add_argument("--sam2_device", default=None, help="segmenter device (default: --device)")
@@ -1027,6 +1151,7 @@ def config_from_args(args: argparse.Namespace, task: str, **overrides: Any) -> E
         "sam2_checkpoint": args.sam2_checkpoint if args.segmenter == "sam2" else None,
         "sam2_dtype": args.sam2_dtype,
         "bgr_compat": args.bgr_compat,
+        "answer_rule": args.answer_rule,
         "seed": args.seed,
         "device": args.device,
         "sam2_device": args.sam2_device,

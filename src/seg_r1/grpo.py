@@ -88,6 +88,7 @@ def main(
         segmenter=segmenter,
         frame_size=script_args.frame_size,
         answer_mode=script_args.answer_mode,
+        answer_rule=script_args.answer_rule,
     )
     return train_and_save(
         trainer, checkpoint, processor, len(dataset), ",".join(script_args.datasets), ["seg-r1"]

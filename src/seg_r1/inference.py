@@ -47,7 +47,15 @@ from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, parse_answer
 from seg_r1.prompts import TASKS, build_chat
-from seg_r1.segmenter import Segmenter, resize_mask, resize_to_frame, segment_batch
+from seg_r1.segmenter import (
+    DEFAULT_EVAL_ANSWER_RULE,
+    Segmenter,
+    answer_usable,
+    check_answer_rule,
+    resize_mask,
+    resize_to_frame,
+    segment_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -230,12 +238,15 @@ class Prediction:
         frame_mask: ``bool (F_h, F_w)`` mask in the frame.
         mask: ``bool (H, W)`` mask at the ORIGINAL image resolution (nearest-neighbour resize
             of ``frame_mask``).
+        usable: whether the pipeline's answer rule made a mask from the answer
+            (:func:`seg_r1.segmenter.answer_usable`); ``False`` means an empty mask.
     """
 
     completion: str
     answer: ParsedAnswer
     frame_mask: np.ndarray
     mask: np.ndarray
+    usable: bool = True
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -274,6 +285,11 @@ class SegR1Pipeline:
             ``generation_config`` has 1.05, which a bare ``generate(do_sample=False)`` applies;
             pass 1.05 to reproduce such a run.)
         min_pixels, max_pixels: optional processor pixel bounds (see :func:`load_policy`).
+        answer_rule: which imperfect answers still give a mask
+            (:data:`seg_r1.segmenter.ANSWER_RULES`): ``"fallback"`` (default: the official
+            evaluation's -- box-only when points/labels are unusable, points-only without a
+            box; numbers comparable with the paper's), ``"well_formed"`` (strict: an
+            inconsistent answer gives an empty mask) or ``"complete"`` (the reward's rule).
     """
 
     def __init__(
@@ -288,6 +304,7 @@ class SegR1Pipeline:
         repetition_penalty: float = 1.0,
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -302,6 +319,7 @@ class SegR1Pipeline:
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
         self.repetition_penalty = float(repetition_penalty)
+        self.answer_rule = check_answer_rule(answer_rule)
         set_pixel_bounds(processor, min_pixels, max_pixels)
         if getattr(processor.tokenizer, "padding_side", "left") != "left":
             processor.tokenizer.padding_side = "left"
@@ -443,9 +461,17 @@ class SegR1Pipeline:
         completions: list[str],
     ) -> list[Prediction]:
         answers = [parse_answer(text, self.frame_size, mode=self.mode) for text in completions]
-        frame_masks = segment_batch(self.segmenter, frames, answers, image_keys=keys)
+        frame_masks = segment_batch(
+            self.segmenter, frames, answers, image_keys=keys, rule=self.answer_rule
+        )
         return [
-            Prediction(text, answer, frame_mask, resize_mask(frame_mask, size))
+            Prediction(
+                text,
+                answer,
+                frame_mask,
+                resize_mask(frame_mask, size),
+                answer_usable(answer, self.answer_rule),
+            )
             for text, answer, frame_mask, size in zip(completions, answers, frame_masks, sizes)
         ]
 
@@ -468,6 +494,7 @@ def build_pipeline(
     repetition_penalty: float = 1.0,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
 ) -> SegR1Pipeline:
     """Load the policy and build the segmenter, then the pipeline (eval scripts and demo).
 
@@ -504,4 +531,5 @@ def build_pipeline(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         repetition_penalty=repetition_penalty,
+        answer_rule=answer_rule,
     )

@@ -46,6 +46,14 @@ SYSTEM_PROMPT_EVAL = (
     "Where 1 indicates a foreground (object) point, and 0 indicates a background point."
 )
 
+#: Default system prompt of SFT (FCoT) rows that carry no ``system`` field: the official
+#: ``sft.py`` default, the RL prompt's format description WITHOUT its "Where 1 indicates..."
+#: and "Only generate..." sentences.
+SYSTEM_PROMPT_SFT = (
+    _FORMAT_INTRO + "<think> reasoning process here </think> <bbox>[x1,y1,x2,y2]</bbox>, "
+    "<points>[[x1,y1],[x2,y2],...]</points>, <labels>[1,0,...]</labels>"
+)
+
 #: User text of the RL/SOD stages and of COD/SOD evaluation.
 USER_PROMPT_FOREGROUND = (
     "\nIdentify and segment all the primary objects in the image.\n\n"
@@ -135,16 +143,16 @@ def build_chat(
 
 
 def build_sft_chat(example: dict[str, Any], image: Any = None) -> list[dict[str, Any]]:
-    """SFT (FCoT) conversation: optional ``system``, user = [text ``problem``, image],
-    assistant = ``thinking`` + " " + ``solution``."""
+    """SFT (FCoT) conversation: system = the row's ``system`` field, or
+    :data:`SYSTEM_PROMPT_SFT` when it is absent or empty (the official ``sft.py``'s default);
+    user = [text ``problem``, image]; assistant = ``thinking`` + " " + ``solution``."""
     image_part: dict[str, Any] = {"type": "image"}
     if image is not None:
         image_part["image"] = image
-    messages: list[dict[str, Any]] = []
-    if example.get("system"):
-        messages.append(
-            {"role": "system", "content": [{"type": "text", "text": example["system"]}]}
-        )
+    system = example.get("system") or SYSTEM_PROMPT_SFT
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": [{"type": "text", "text": system}]}
+    ]
     messages.append(
         {"role": "user", "content": [{"type": "text", "text": example["problem"]}, image_part]}
     )

@@ -25,7 +25,9 @@ with nearest-neighbour interpolation. Masks are computed ONCE per batch by a sha
 completion texts and image contents), so any number of mask-based rewards costs one
 segmentation pass.
 
-Ground truth is binarised at ``> 127`` on the 0-255 scale (SPEC §4). A mask given on the
+Ground truth is binarised by the package's one rule, :func:`seg_r1.metrics.binarize_gt`:
+``> 128`` on the 0-255 scale (the toolbox's rule, so the reward's S-measure is the evaluation's;
+the official reward's ``> 127`` differs only on GT pixels of exactly 128). A mask given on the
 0/1 scale (a ``bool`` array, or values whose maximum is <= 1) is read as 0/1 (``> 0.5``)
 instead: the official code's ``> 128`` on a 0/1 GT made every GT empty, and its S-measure
 term degenerate to ``1 - foreground fraction`` (see ``tests/test_rewards.py``).
@@ -46,17 +48,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from seg_r1.answer import Mode, ParsedAnswer, frame_hw, parse_answer
-from seg_r1.metrics import mask_iou, s_measure
+from seg_r1.data.io import load_image, load_mask, read_mask
+from seg_r1.metrics import binarize_gt, mask_iou, s_measure
 from seg_r1.segmenter import (
+    DEFAULT_TRAIN_ANSWER_RULE,
     Segmenter,
+    answer_usable,
     build_segmenter,
+    check_answer_rule,
     image_key,
     resize_mask,
     resize_to_frame,
     segment_batch,
+    unusable_reason,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,8 +75,6 @@ S_MEASURE_WEIGHT = 0.3
 S_MEASURE_ALPHA = 0.5
 #: The training frame (SPEC §2): images are resized to 768x768 for GRPO.
 DEFAULT_FRAME_SIZE = 768
-#: Ground-truth threshold on the 0-255 scale (SPEC §4: foreground is > 127).
-GT_THRESHOLD = 127
 
 LogMetric = Callable[[str, float], None]
 LogExtra = Callable[[str, list], None]
@@ -123,56 +128,34 @@ def image_array(value: Any) -> np.ndarray:
         if value.ndim == 3 and value.shape[2] in (3, 4):
             return value[:, :, :3]
         raise ValueError(f"image arrays must be (H, W, 3), got {value.shape}")
-    from seg_r1.data.io import load_image
-
     return np.asarray(load_image(value))
 
 
 def ground_truth(value: Any, row: Mapping[str, Any] | None = None) -> np.ndarray:
     """A ground-truth column value as ``bool (H, W)`` (True = foreground).
 
-    Accepts a ``bool``/integer/float array, a PIL image (any mode; EXIF orientation applied),
-    a path or a ``{"path", "bytes"}`` dict. Values on the 0/1 scale (``bool``, or a maximum
-    <= 1) are foreground where > 0.5; otherwise foreground is ``> 127`` (SPEC §4). With
-    ``value`` ``None`` and a referring/reasoning ``row``, the mask is decoded from the row's
-    annotation by :func:`seg_r1.data.io.load_mask`.
+    Accepts a ``bool``/integer/float array (``(H, W)`` or ``(H, W, 1)``), a PIL image (any
+    mode; EXIF orientation applied), a path or a ``{"path", "bytes"}`` dict; all of them are
+    binarised by the package's one rule, :func:`seg_r1.metrics.binarize_gt` (``> 128`` on the
+    0-255 scale, ``> 0.5`` on the 0/1 scale). With ``value`` ``None`` and a
+    referring/reasoning ``row``, the mask is decoded from the row's annotation by
+    :func:`seg_r1.data.io.load_mask`.
 
     Raises:
         ValueError: no ground truth, or not a 2-D mask.
     """
     if value is None:
         if row is not None and row.get("task") in ("referring", "reasoning"):
-            from seg_r1.data.io import load_mask
-
             return load_mask(row)
         raise ValueError("sample has no ground-truth mask (the 'mask' column is None)")
-    if isinstance(value, (str, os.PathLike)):
-        with Image.open(value) as img:
-            return ground_truth(ImageOps.exif_transpose(img))
-    if isinstance(value, Mapping):
-        import io
-
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
-        if source is None:
-            raise ValueError("mask dict has neither 'bytes' nor 'path'")
-        with Image.open(source) as img:
-            return ground_truth(ImageOps.exif_transpose(img))
-    if isinstance(value, Image.Image):
-        img = ImageOps.exif_transpose(value)
-        if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
-            value = np.asarray(img)
-        else:
-            value = np.asarray(img.convert("L"))
+    if isinstance(value, (str, os.PathLike, Mapping, Image.Image)):
+        return read_mask(value)
     grey = np.asarray(value)
     if grey.ndim == 3 and grey.shape[2] == 1:
         grey = grey[:, :, 0]
     if grey.ndim != 2:
         raise ValueError(f"ground-truth masks must be 2-D, got shape {grey.shape}")
-    if grey.dtype == bool:
-        return grey
-    if grey.size and grey.max() <= 1:
-        return grey > 0.5
-    return grey > GT_THRESHOLD
+    return binarize_gt(grey)
 
 
 def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
@@ -205,10 +188,13 @@ class SegmentedBatch:
     Attributes:
         answers: one :class:`ParsedAnswer` per completion.
         masks: ``bool (frame_h, frame_w)`` per completion (all False when unusable).
+        usable: per completion, whether the answer rule gave it a mask
+            (:func:`seg_r1.segmenter.answer_usable`); unusable answers score 0.
     """
 
     answers: list[ParsedAnswer]
     masks: list[np.ndarray]
+    usable: list[bool]
 
 
 class MaskComputer:
@@ -224,6 +210,9 @@ class MaskComputer:
         segmenter: any :class:`seg_r1.segmenter.Segmenter` (built once per process).
         frame_size: the frame the answers' coordinates refer to (``int`` or ``(h, w)``).
         cache_size: batches kept.
+        answer_rule: which answers give a mask (:data:`seg_r1.segmenter.ANSWER_RULES`); the
+            default ``"complete"`` is the official reward's (box, points and labels with
+            matching counts), ``"well_formed"`` also scores box-only answers.
     """
 
     def __init__(
@@ -231,9 +220,11 @@ class MaskComputer:
         segmenter: Segmenter,
         frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
         cache_size: int = 4,
+        answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
     ) -> None:
         self.segmenter = segmenter
         self.frame_size = frame_hw(frame_size)
+        self.answer_rule = check_answer_rule(answer_rule)
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, SegmentedBatch] = OrderedDict()
         self.hits = 0
@@ -261,8 +252,15 @@ class MaskComputer:
         frames: dict[str, np.ndarray] = {}
         for i, arr in arrays.items():
             frames.setdefault(keys_by_id[i], resize_to_frame(arr, self.frame_size))
-        masks = segment_batch(self.segmenter, [frames[k] for k in keys], answers, image_keys=keys)
-        batch = SegmentedBatch(answers, masks)
+        masks = segment_batch(
+            self.segmenter,
+            [frames[k] for k in keys],
+            answers,
+            image_keys=keys,
+            rule=self.answer_rule,
+        )
+        usable = [answer_usable(a, self.answer_rule) for a in answers]
+        batch = SegmentedBatch(answers, masks, usable)
         self._cache[cache_key] = batch
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -348,8 +346,8 @@ def _segmentation(
     frame = mask_computer.frame_size
     rewards, ious, sms = [], [], []
     gt_cache: dict[int, np.ndarray] = {}
-    for index, (answer, pred) in enumerate(zip(batch.answers, batch.masks)):
-        if not answer.ok:
+    for index, (usable, pred) in enumerate(zip(batch.usable, batch.masks)):
+        if not usable:
             rewards.append(0.0)
             continue
         value = gts[index]
@@ -360,7 +358,7 @@ def _segmentation(
         rewards.append(float(reward))
         ious.append(iou)
         sms.append(sm)
-    usable = [a for a in batch.answers if a.ok]
+    usable = [a for a, ok in zip(batch.answers, batch.usable) if ok]
     failures = n - len(usable)
     _log(log_metric, f"{name}/parse_failures", failures)
     _log(log_metric, f"{name}/parse_failure_rate", failures / max(n, 1))
@@ -377,12 +375,19 @@ def _segmentation(
             name,
             failures,
             n,
-            [a.error for a in batch.answers if not a.ok],
+            [
+                unusable_reason(a, mask_computer.answer_rule)
+                for a, ok in zip(batch.answers, batch.usable)
+                if not ok
+            ],
         )
     if log_extra is not None:
         log_extra(
             f"{name}_parse_error",
-            [None if a.ok else (a.error or "unusable") for a in batch.answers],
+            [
+                None if ok else unusable_reason(a, mask_computer.answer_rule)
+                for a, ok in zip(batch.answers, batch.usable)
+            ],
         )
     return rewards
 
@@ -436,6 +441,7 @@ def get_reward_funcs(
     frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
     segmenter_kwargs: Mapping[str, Any] | None = None,
     mask_computer: MaskComputer | None = None,
+    answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
 ) -> list[Callable[..., list[float]]]:
     """The reward functions named in a recipe, ready for ``GRPOTrainer(reward_funcs=...)``.
 
@@ -449,7 +455,12 @@ def get_reward_funcs(
             :func:`~seg_r1.segmenter.build_segmenter`. Needed by mask-based rewards.
         frame_size: the training frame (SPEC §2: 768).
         segmenter_kwargs: backend arguments when ``segmenter`` is a name.
-        mask_computer: share an existing one instead of building one from ``segmenter``.
+        mask_computer: share an existing one instead of building one from ``segmenter``
+            (its own ``answer_rule`` applies then).
+        answer_rule: which answers the segmentation rewards score
+            (:data:`seg_r1.segmenter.ANSWER_RULES`): ``"complete"`` (default, the official
+            reward: 0 unless box, points and labels parse with matching counts) or
+            ``"well_formed"`` (lenient: box-only answers are scored too).
 
     Raises:
         ValueError: an unknown name, or a mask-based reward without a segmenter.
@@ -465,7 +476,7 @@ def get_reward_funcs(
             )
         if isinstance(segmenter, str):
             segmenter = build_segmenter(segmenter, **dict(segmenter_kwargs or {}))
-        mask_computer = MaskComputer(segmenter, frame_size)
+        mask_computer = MaskComputer(segmenter, frame_size, answer_rule=answer_rule)
     funcs = []
     for name in names:
         base = REWARD_FUNCS[name]

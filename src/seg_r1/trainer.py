@@ -53,7 +53,7 @@ from seg_r1.rewards import (
     get_reward_funcs,
     ground_truth,
 )
-from seg_r1.segmenter import Segmenter, resize_mask
+from seg_r1.segmenter import DEFAULT_TRAIN_ANSWER_RULE, Segmenter, resize_mask
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
         answer_mode: ``"full"`` (RL/SOD) or ``"points"`` (pre-RL): the grammar the batch is
             parsed with for the statistics and the shared masks; ``None`` = ``"points"`` if
             ``"prerl_segmentation"`` is among the reward names, else ``"full"``.
+        answer_rule: which answers the segmentation rewards score when the trainer builds
+            the ``MaskComputer`` (:data:`seg_r1.segmenter.ANSWER_RULES`; default
+            ``"complete"``, the official reward's).
     """
 
     def __init__(
@@ -187,10 +190,11 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
         mask_computer: MaskComputer | None = None,
         frame_size: int = DEFAULT_FRAME_SIZE,
         answer_mode: str | None = None,
+        answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
         **kwargs: Any,
     ) -> None:
         if mask_computer is None and segmenter is not None:
-            mask_computer = MaskComputer(segmenter, frame_size)
+            mask_computer = MaskComputer(segmenter, frame_size, answer_rule=answer_rule)
         self.mask_computer = mask_computer
         self.frame_size = frame_size
         if answer_mode is None:
@@ -271,7 +275,7 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
         n = max(len(answers), 1)
         self._log_metric("mask_prompts/boxes_per_answer", sum(a.num_boxes for a in answers) / n)
         self._log_metric("mask_prompts/points_per_answer", sum(a.num_points for a in answers) / n)
-        self._log_metric("mask_prompts/parse_failure_rate", sum(not a.ok for a in answers) / n)
+        self._log_metric("mask_prompts/parse_failure_rate", sum(not u for u in batch.usable) / n)
         self._log_metric("mask_prompts/format_ok_rate", sum(a.format_ok for a in answers) / n)
         self._log_metric(
             "mask_prompts/mask_area", float(np.mean([m.mean() for m in batch.masks] or [0.0]))
@@ -298,6 +302,7 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
             [batch.answers[i] for i in group],
             [batch.masks[i] for i in group],
             self.mask_computer.frame_size,
+            [batch.usable[i] for i in group],
         )
         logger.info("saved %s", out)
 
@@ -309,6 +314,7 @@ def save_visualization(
     answers: Sequence[ParsedAnswer],
     masks: Sequence[np.ndarray],
     frame_size: tuple[int, int],
+    usable: Sequence[bool] | None = None,
 ) -> None:
     """Save one row of panels in the frame: the image with the ground truth, then each
     completion's mask with its boxes and points (colours of :mod:`seg_r1.visualize`), captioned
@@ -316,7 +322,8 @@ def save_visualization(
 
     ``answers`` are parsed answers (frame coordinates), ``masks`` the matching ``bool`` frame
     masks, ``image``/``example`` the row's image and columns (its ground truth is read like the
-    rewards read it).
+    rewards read it); ``usable`` says which answers the reward's answer rule scored
+    (default: :attr:`~seg_r1.answer.ParsedAnswer.ok`).
     """
     from seg_r1.metrics import mask_iou
     from seg_r1.rewards import image_array
@@ -327,7 +334,9 @@ def save_visualization(
     row = {k: example[k] for k in ("task", "annotation", "id") if k in example}
     gt = resize_mask(ground_truth(example.get("mask"), row), frame_size)
     panels = [add_caption(overlay_mask(frame, gt, GT_COLOR), ["ground truth"])]
-    for answer, mask in zip(answers, masks):
-        caption = f"IoU {mask_iou(mask, gt):.2f}" if answer.ok else "unusable"
+    if usable is None:
+        usable = [a.ok for a in answers]
+    for answer, mask, ok in zip(answers, masks, usable):
+        caption = f"IoU {mask_iou(mask, gt):.2f}" if ok else "unusable"
         panels.append(add_caption(draw_answer(overlay_mask(frame, mask), answer), [caption]))
     save_png(path, hstack(panels))

@@ -64,7 +64,9 @@ def load_dataset_spec(spec: DatasetSpec, args: SegR1DataArguments) -> Any:
         )
     if spec.kind == "reasoning":
         # Training uses every query of a sample (one row each); evaluation uses the first.
-        return data.load_reasonseg_dataset(spec.split, root=args.data_root, queries="all")
+        return data.load_reasonseg_dataset(
+            spec.split, root=args.data_root, queries="all", empty_targets="skip"
+        )
     if spec.kind == "stage":
         return data.stage_manifest(spec.name, root=args.data_root)
     raise ValueError(f"unknown dataset kind {spec.kind!r}")

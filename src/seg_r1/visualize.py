@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, frame_to_image
+from seg_r1.segmenter import resize_mask
 
 BOX_COLOR = (255, 215, 0)
 POSITIVE_COLOR = (0, 200, 0)
@@ -172,11 +173,6 @@ class Case:
     query: str = ""
 
 
-def _resize_mask(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    resized = cv2.resize(mask.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
-    return resized.astype(bool)
-
-
 def case_row(case: Case, panel_height: int = 256) -> np.ndarray:
     """One report row: image + prompts | ground truth | prediction + prompts, captioned.
 
@@ -186,8 +182,8 @@ def case_row(case: Case, panel_height: int = 256) -> np.ndarray:
     image = fit_height(case.image, panel_height)
     hw = (int(image.shape[0]), int(image.shape[1]))
     prompts = draw_answer(image, case.answer) if case.answer is not None else image
-    gt = overlay_mask(image, _resize_mask(case.gt, hw), GT_COLOR)
-    pred = overlay_mask(image, _resize_mask(case.pred, hw), PRED_COLOR)
+    gt = overlay_mask(image, resize_mask(case.gt, hw), GT_COLOR)
+    pred = overlay_mask(image, resize_mask(case.pred, hw), PRED_COLOR)
     if case.answer is not None:
         pred = draw_answer(pred, case.answer)
     panels = [

@@ -371,7 +371,7 @@ def check_pairs(
                 report.skip(bad.kind, path, bad.message)
                 continue
             if empty:
-                report.warn("empty_gt", path, "ground truth is empty (no pixel > 127)")
+                report.warn("empty_gt", path, "ground truth is empty (no foreground pixel)")
             kept.append(pair)
     return kept
 

@@ -28,8 +28,9 @@ column           feature             meaning
 Masks are read ONLY through :func:`load_mask` / :func:`load_ignore`, images through
 :func:`load_image`. Conventions: masks are ``np.ndarray`` of dtype ``bool`` and shape
 ``(H, W)`` in the pixel grid of the image returned by :func:`load_image` (after EXIF
-orientation); foreground ground truth is ``grey > 127`` (``grey`` = the GT file converted
-to 8-bit greyscale, ``"1"``-mode files used as is).
+orientation); foreground ground truth is the GT file converted to 8-bit greyscale (``"1"``-mode
+files as 0/255) and binarised by :func:`seg_r1.metrics.binarize_gt`, the package's one rule:
+``grey > 128`` (the toolbox's), or ``> 0.5`` for a file on the 0/1 scale.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from seg_r1.metrics import binarize_gt
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +127,16 @@ class Issue:
     """One problem found while reading a dataset.
 
     ``kind`` is a stable short name (``"missing_gt"``, ``"truncated_image"``...), ``path`` the
-    file concerned, ``skipped`` whether the example was dropped (``False``: kept, warned).
+    file concerned, ``skipped`` whether the example was dropped (``False``: kept, warned),
+    ``samples`` how many samples it dropped (a missing COCO image drops every referring
+    expression of it).
     """
 
     kind: str
     path: str
     message: str
     skipped: bool = True
+    samples: int = 1
 
 
 @dataclass
@@ -146,14 +152,27 @@ class LoadReport:
     kept: int = 0
     issues: list[Issue] = field(default_factory=list)
 
-    def skip(self, kind: str, path: str | os.PathLike[str], message: str) -> None:
-        """Record a skipped example (raise :class:`DatasetError` under ``strict``)."""
+    def skip(self, kind: str, path: str | os.PathLike[str], message: str, samples: int = 1) -> None:
+        """Record a skipped example -- ``samples`` samples dropped for one reason (raise
+        :class:`DatasetError` under ``strict``)."""
         if self.strict:
             raise DatasetError(
                 f"{self.name}: {message}: {path} (strict mode; fix or remove the file)", path
             )
-        self.issues.append(Issue(kind, str(path), message, skipped=True))
+        self.issues.append(Issue(kind, str(path), message, skipped=True, samples=samples))
         self._log(f"skipping {path}: {message}")
+
+    def drop(self, kind: str, path: str | os.PathLike[str], samples: int) -> None:
+        """Count ``samples`` more samples dropped for the issue already :meth:`skip`-ped for
+        ``path`` (reported once; e.g. the other expressions of a missing image)."""
+        for index in range(len(self.issues) - 1, -1, -1):
+            issue = self.issues[index]
+            if issue.kind == kind and issue.path == str(path) and issue.skipped:
+                self.issues[index] = Issue(
+                    issue.kind, issue.path, issue.message, True, issue.samples + samples
+                )
+                return
+        raise ValueError(f"drop({kind!r}, {path}): no such skipped issue to add to")
 
     def warn(self, kind: str, path: str | os.PathLike[str], message: str) -> None:
         """Record a problem that does not drop the example (never raises)."""
@@ -170,7 +189,17 @@ class LoadReport:
 
     @property
     def num_skipped(self) -> int:
+        """Skipped examples (issues); :attr:`skipped_samples` counts the samples they held."""
         return sum(issue.skipped for issue in self.issues)
+
+    @property
+    def skipped_samples(self) -> dict[str, int]:
+        """``{kind: samples dropped}`` (what an evaluation reports as ``n_skipped``)."""
+        out: Counter[str] = Counter()
+        for issue in self.issues:
+            if issue.skipped:
+                out[issue.kind] += issue.samples
+        return dict(out)
 
     def counts(self, skipped: bool = True) -> dict[str, int]:
         """``{kind: count}`` of skipped (or, with ``skipped=False``, warned-only) issues."""
@@ -286,17 +315,23 @@ def _mask_grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"))
 
 
+def mask_from_image(img: Image.Image) -> np.ndarray:
+    """Binary ``bool (H, W)`` mask of a decoded ground-truth image: EXIF orientation applied,
+    then :func:`seg_r1.metrics.binarize_gt` (``grey > 128``; 0/1-scale files ``> 0.5``)."""
+    return binarize_gt(_mask_grey(ImageOps.exif_transpose(img)))
+
+
 def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Binary mask from a ground-truth image file: ``grey > 127`` after EXIF orientation."""
+    """Binary mask from a ground-truth image file (:func:`mask_from_image`)."""
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        return _mask_grey(img) > 127
+        return mask_from_image(img)
 
 
 def inspect_mask(
     path: str | os.PathLike[str], image_size: tuple[int, int] | None, check: str = "fast"
 ) -> bool:
-    """Check a ground-truth mask file; return whether it is empty (no pixel > 127).
+    """Check a ground-truth mask file; return whether it is empty (no foreground pixel under
+    :func:`seg_r1.metrics.binarize_gt`).
 
     Raises :class:`BadFile` when it cannot be decoded, its size differs from ``image_size``
     (``(W, H)``, oriented) or it is not a mask (more than :data:`MAX_SOFT_FRACTION` grey
@@ -327,7 +362,7 @@ def inspect_mask(
                 "non_binary_gt",
                 f"mask is not binary ({soft:.0%} of pixels are grey; expected 0/255 values)",
             )
-    return not bool(np.any(grey > 127))
+    return not bool(np.any(binarize_gt(grey)))
 
 
 # --------------------------------------------------------------------------- images
@@ -487,10 +522,19 @@ def _annotation(example: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
+def read_mask(value: Any) -> np.ndarray:
+    """A ground-truth mask given as a decoded PIL image, a path or a ``{"path", "bytes"}``
+    dataset value, as ``bool (H, W)`` (:func:`mask_from_image`: EXIF orientation, then the one
+    GT rule). Files opened here are closed."""
+    with _opened(value) as img:
+        return mask_from_image(img)
+
+
 def load_mask(example: Mapping[str, Any]) -> np.ndarray:
     """The example's ground-truth target mask, ``np.ndarray`` bool ``(H, W)``.
 
-    * foreground: the GT file, ``grey > 127`` (EXIF orientation applied like the image);
+    * foreground: the GT file through :func:`mask_from_image` (EXIF orientation applied like
+      the image, then the one GT rule, ``grey > 128``);
     * referring: the COCO segmentation decoded with pycocotools (union of its parts);
     * reasoning: the target polygons (label 1 of :func:`rasterize_reasonseg`); ignore regions
       are NOT part of the mask, see :func:`load_ignore`.
@@ -500,8 +544,7 @@ def load_mask(example: Mapping[str, Any]) -> np.ndarray:
         value = example.get("mask")
         if value is None:
             raise ValueError(f"foreground example {example.get('id')!r} has no 'mask'")
-        with _opened(value) as img:
-            return _mask_grey(ImageOps.exif_transpose(img)) > 127
+        return read_mask(value)
     if task == "referring":
         ann = _annotation(example)
         return decode_coco_segmentation(ann["segmentation"], int(ann["height"]), int(ann["width"]))

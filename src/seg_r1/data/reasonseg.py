@@ -105,6 +105,7 @@ def load_reasonseg_dataset(
     check: str = "fast",
     num_workers: int | None = None,
     report: LoadReport | None = None,
+    empty_targets: str = "keep",
 ) -> Any:
     """One ReasonSeg split as a :class:`datasets.Dataset` (schema: :mod:`seg_r1.data.io`).
 
@@ -115,13 +116,19 @@ def load_reasonseg_dataset(
         strict: raise :class:`DatasetError` on the first problem instead of skipping.
         check: ``"none"`` | ``"fast"`` | ``"full"``; the image header is always read because
             the polygons need the image size.
+        empty_targets: samples with no target polygon (empty ``shapes``, or only ignore/flag
+            shapes): ``"keep"`` (default; LISA's protocol evaluates them, an empty prediction
+            scoring IoU 1.0 and any other 0.0; each is warned about as ``empty_target``) or
+            ``"skip"`` (training: a box answer cannot be right on them).
 
     Skipped (logged with the file name): JSON without image, image without JSON, unreadable
-    image or JSON, no query text, no target polygon (empty or only ignore/flag shapes).
+    image or JSON, no query text, and with ``empty_targets="skip"`` no target polygon.
     """
     check_level(check)
     if queries not in ("first", "all"):
         raise ValueError(f"queries must be 'first' or 'all', got {queries!r}")
+    if empty_targets not in ("keep", "skip"):
+        raise ValueError(f"empty_targets must be 'keep' or 'skip', got {empty_targets!r}")
     local = LoadReport(name=f"ReasonSeg {split}", strict=strict)
     folder = find_reasonseg_dir(split, root)
     jsons = list_files(folder, (".json",))
@@ -169,8 +176,10 @@ def load_reasonseg_dataset(
             local.skip("bad_json", json_path, f"malformed 'shapes' ({exc})")
             continue
         if not any(not is_ignore_label(s["label"]) for s in shapes):
-            local.skip("empty_polygons", json_path, "no target polygon (empty 'shapes')")
-            continue
+            if empty_targets == "skip":
+                local.skip("empty_polygons", json_path, "no target polygon (empty 'shapes')")
+                continue
+            local.warn("empty_target", json_path, "no target polygon: kept, scored by LISA's rule")
         query_type = "sentence" if bool(data.get("is_sentence", False)) else "class"
         annotation = {
             "height": height,

@@ -207,24 +207,43 @@ def load_refer_dataset(
         image_id = int(ref["image_id"])
         ref_id = ref.get("ref_id")
         where = f"{refs_path} ref_id={ref_id}"
+        sentences = [s for s in ref.get("sentences", []) if isinstance(s, Mapping)]
+        # A skipped ref drops all its expressions: each one is a sample of the protocol.
+        n_samples = max(len(sentences), 1)
         if image_id not in images:
-            local.skip("missing_image_info", where, f"image_id {image_id} not in instances.json")
+            local.skip(
+                "missing_image_info",
+                where,
+                f"image_id {image_id} not in instances.json",
+                samples=n_samples,
+            )
             continue
         bad = image_problems[image_id]
         if bad is not None:
             if image_id not in reported_images:  # one message per image, skip all its refs
                 reported_images.add(image_id)
-                local.skip(bad.kind, paths[image_id], bad.message)
+                local.skip(bad.kind, paths[image_id], bad.message, samples=n_samples)
+            else:
+                local.drop(bad.kind, paths[image_id], n_samples)
             continue
         ann = anns.get(int(ref.get("ann_id", -1)))
         if ann is None:
-            local.skip("missing_annotation", where, f"ann_id {ref.get('ann_id')} not found")
+            local.skip(
+                "missing_annotation",
+                where,
+                f"ann_id {ref.get('ann_id')} not found",
+                samples=n_samples,
+            )
             continue
         segmentation = ann.get("segmentation")
         if not segmentation:
-            local.skip("empty_segmentation", where, f"ann_id {ann['id']} has no segmentation")
+            local.skip(
+                "empty_segmentation",
+                where,
+                f"ann_id {ann['id']} has no segmentation",
+                samples=n_samples,
+            )
             continue
-        sentences = [s for s in ref.get("sentences", []) if isinstance(s, Mapping)]
         if not sentences:
             local.skip("no_expression", where, "ref has no sentences")
             continue

@@ -8,15 +8,16 @@ COD/SOD (:mod:`seg_r1.metrics.sod`; pysodmetrics is the reference and the test o
   ``Smeasure, wFmeasure, MAE, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm``;
 * :func:`format_sod_table` -- markdown table in the field's column order.
 
-Inputs follow the toolbox: GT binarised at ``> 128`` (or bool), prediction uint8 / 255 (or bool,
-or float in [0, 1]) min-max normalised; see :mod:`seg_r1.metrics._inputs`.
+Inputs follow the toolbox: GT binarised at ``> 128`` (or bool; :func:`binarize_gt` is the
+package's ONE ground-truth rule, used by the data loaders and the rewards too), prediction
+uint8 / 255 (or bool, or float in [0, 1]) min-max normalised; see :mod:`seg_r1.metrics._inputs`.
 
 Referring / reasoning (:mod:`seg_r1.metrics.iou`): :func:`mask_iou`,
 :func:`intersection_union`, :func:`giou`, :func:`ciou` and :class:`IoUAccumulator`
 (empty GT + empty prediction = IoU 1.0, LISA's convention).
 """
 
-from seg_r1.metrics._inputs import binarize_gt, resize_pred
+from seg_r1.metrics._inputs import GT_THRESHOLD, binarize_gt, resize_pred
 from seg_r1.metrics.iou import (
     IoUAccumulator,
     ciou,
@@ -40,6 +41,7 @@ from seg_r1.metrics.sod import (
 from seg_r1.metrics.table import SOD_TABLE_COLUMNS, format_sod_table
 
 __all__ = [
+    "GT_THRESHOLD",
     "SOD_KEYS",
     "SOD_TABLE_COLUMNS",
     "IoUAccumulator",

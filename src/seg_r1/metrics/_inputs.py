@@ -2,8 +2,10 @@
 
 The conventions are those of the standard toolbox (pysodmetrics, after the MATLAB originals):
 
-* **GT** -- a 2-D array. ``bool`` is used as is; an integer map (8-bit PNG) is binarised at
-  ``> 128``, so JPEG-like greys up to 128 are background. Float GT is refused (ambiguous scale).
+* **GT** -- a 2-D array binarised by :func:`binarize_gt`, the package's one ground-truth rule:
+  ``bool`` is used as is; a 0-255 map (8-bit PNG) is foreground where ``> 128``, so JPEG-like
+  greys up to 128 are background (the toolbox's rule); a map on the 0/1 scale (maximum <= 1)
+  is foreground where ``> 0.5`` (the toolbox would read it as empty).
 * **Prediction** -- a 2-D array of the same shape, one of
 
   - ``uint8`` in [0, 255] (or another integer dtype with values in that range): divided by 255
@@ -40,19 +42,42 @@ _CALCHIST_MAX_PIXELS = 1 << 24
 _UINT8_SCALE = np.arange(256, dtype=np.float64) / 255
 
 
+#: THE ground-truth rule of the whole package, on the 0-255 scale: foreground is ``> 128``.
+#: It is the toolbox's (pysodmetrics ``gt > 128``), so the SOD metrics stay equal to it; the
+#: official Seg-R1 reward binarises at ``> 127`` -- the two differ only on GT pixels of
+#: exactly 128 (none in a 0/255 mask). See ``eval/README.md``, "Ground truth".
+GT_THRESHOLD = 128
+
+
 def binarize_gt(gt: np.ndarray) -> np.ndarray:
-    """Return the GT as a C-contiguous bool (H, W) array (integer maps: foreground is ``> 128``)."""
+    """THE ground-truth rule: a GT map as a C-contiguous ``bool (H, W)`` array.
+
+    Every reader of ground truth calls this (the dataset loaders, the rewards, the metrics):
+
+    * ``bool`` -- used as is;
+    * a numeric map on the **0/1 scale** (its maximum is <= 1: a ``{0, 1}`` integer mask or a
+      float mask in [0, 1]) -- foreground where ``> 0.5``. The toolbox would read a 0/1 map as
+      empty (``> 128``), which is the official reward's defect (SPEC §4); an all-zero map is
+      empty on either scale;
+    * any other numeric map is on the **0-255 scale** -- foreground where ``> 128``
+      (:data:`GT_THRESHOLD`), the toolbox's rule: a grey of 128 is background, 129 foreground.
+
+    Raises:
+        ValueError: not 2-D, or NaN values.
+        TypeError: not a boolean or numeric array.
+    """
     gt = np.asarray(gt)
     if gt.ndim != 2:
         raise ValueError(f"GT must be a 2-D (H, W) map, got shape {gt.shape}")
     if gt.dtype == np.bool_:
         return np.ascontiguousarray(gt)
-    if np.issubdtype(gt.dtype, np.integer):
-        return np.ascontiguousarray(gt > 128)
-    raise TypeError(
-        f"GT must be bool or an integer (uint8 0..255) map, got {gt.dtype}; "
-        "threshold a float mask yourself (e.g. `gt > 0.5`) and pass the bool array"
-    )
+    if not (np.issubdtype(gt.dtype, np.integer) or np.issubdtype(gt.dtype, np.floating)):
+        raise TypeError(f"GT must be a bool or numeric (0..255 or 0/1) map, got {gt.dtype}")
+    if np.issubdtype(gt.dtype, np.floating) and np.isnan(gt).any():
+        raise ValueError("GT contains NaN values")
+    if gt.size and gt.max() <= 1:
+        return np.ascontiguousarray(gt > 0.5)
+    return np.ascontiguousarray(gt > GT_THRESHOLD)
 
 
 def resize_pred(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -11,8 +11,10 @@ the ignore mask covers every pixel (nothing left to get wrong). If every sample 
 empty union, cIoU is also 1.0 (LISA's ``I / (U + 1e-10)`` would give 0 there; the epsilon is
 otherwise dropped: IoUs here are exact ratios).
 
-Masks are (H, W) arrays: ``bool`` or integer (non-zero = foreground, e.g. pycocotools' uint8
-0/1); float masks are refused (threshold them first). ``ignore`` marks pixels excluded from both
+Masks are (H, W) arrays. Predictions: ``bool`` or integer (non-zero = foreground, e.g.
+pycocotools' uint8 0/1); float predictions are refused (threshold them first). Ground truth goes
+through :func:`seg_r1.metrics.binarize_gt`, the package's one GT rule (``> 128`` on the 0-255
+scale, ``> 0.5`` on the 0/1 scale), so IoU and the SOD metrics see the same GT. ``ignore`` marks pixels excluded from both
 the intersection and the union (e.g. ReasonSeg's label 255 when configured as "ignore").
 """
 
@@ -22,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from seg_r1.metrics._inputs import binarize_gt
 
 
 def _as_mask(mask: np.ndarray, name: str) -> np.ndarray:
@@ -43,7 +47,7 @@ def intersection_union(
 
     Args:
         pred: (H, W) predicted mask, bool or integer (non-zero = foreground).
-        gt: (H, W) ground-truth mask, same conventions and shape.
+        gt: (H, W) ground truth of the same shape, binarised by :func:`binarize_gt`.
         ignore: optional (H, W) mask of pixels to leave out (True / non-zero = ignored).
 
     Example:
@@ -52,7 +56,7 @@ def intersection_union(
         (1, 3)
     """
     pred = _as_mask(pred, "pred")
-    gt = _as_mask(gt, "gt")
+    gt = binarize_gt(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"pred shape {pred.shape} != gt shape {gt.shape}")
     inter = pred & gt
