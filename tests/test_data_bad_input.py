@@ -141,14 +141,20 @@ def test_reasonseg_bad_samples(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     report = LoadReport()
     with caplog.at_level(logging.WARNING, logger="seg_r1.data"):
         ds = load_reasonseg_dataset("val", root=tmp_path, report=report)
-    assert ds["id"] == ["ReasonSeg/val/ok"]
+    # Samples without a target polygon are kept (LISA's protocol) and warned about.
+    assert ds["id"] == ["ReasonSeg/val/empty", "ReasonSeg/val/ok", "ReasonSeg/val/only_ignore"]
     assert report.counts() == {
-        "empty_polygons": 2,
         "no_query": 1,
         "bad_json": 1,
         "missing_image": 1,
         "missing_annotation": 1,
     }
+    assert report.counts(skipped=False) == {"empty_target": 2}
+    assert report.skipped_samples == report.counts()  # one sample per JSON
+    # Training skips them instead.
+    skipping = LoadReport()
+    ds = load_reasonseg_dataset("val", root=tmp_path, report=skipping, empty_targets="skip")
+    assert ds["id"] == ["ReasonSeg/val/ok"] and skipping.counts()["empty_polygons"] == 2
     text = caplog.text
     for name in (
         "empty.json",
@@ -219,3 +225,17 @@ def test_user_files_are_never_changed(tmp_path: Path) -> None:
     # Same files, same bytes, same modification times; nothing added to the user's trees.
     assert snapshot(root) == before
     assert snapshot(tmp_path / "bad") == before_bad
+
+
+def test_skipped_samples_count_every_sample_of_a_reported_file() -> None:
+    """A file reported once (e.g. a missing COCO image) drops every sample that needs it."""
+    report = LoadReport(name="x")
+    report.skip("missing_image", "a.jpg", "image file not found", samples=3)
+    report.skip("missing_image", "b.jpg", "image file not found")
+    report.drop("missing_image", "a.jpg", 2)  # two more expressions of a.jpg
+    report.warn("empty_target", "c.json", "kept")
+    assert report.skipped_samples == {"missing_image": 6}
+    assert [i.samples for i in report.issues] == [5, 1, 1]
+    assert report.counts() == {"missing_image": 2}  # issues, one per file
+    with pytest.raises(ValueError, match="no such skipped issue"):
+        report.drop("missing_image", "z.jpg", 1)

@@ -12,6 +12,7 @@ from test_eval_support import (
     SCRIPTED_ANSWER,
     common_args,
     load_script,
+    make_scripted_policy,
     read_jsonl,
     scripted_policy_dir,
     synthetic_root,
@@ -128,6 +129,39 @@ def test_one_gt_rule_and_pysodmetrics_on_the_written_files(setup, tmp_path):
     assert metrics["Smeasure"] == pytest.approx(float(sm.get_results()["sm"]), abs=1e-10)
     assert metrics["MAE"] == pytest.approx(float(mae.get_results()["mae"]), abs=1e-10)
     assert metrics["wFmeasure"] == pytest.approx(float(wfm.get_results()["wfm"]), abs=1e-10)
+
+
+def test_imperfect_answers_follow_the_official_eval_by_default(setup, tiny_ckpts, tmp_path):
+    """An answer whose labels do not match its points: the official evaluation still makes a
+    box-only mask (the default ``--answer_rule fallback``); the strict switch gives an empty
+    one. The box-only mask equals the mask of the same box answered alone."""
+    _, root, script = setup
+    box = "<bbox>[16,20,112,108]</bbox>"
+    mismatched = make_scripted_policy(
+        tiny_ckpts.policy,
+        tmp_path / "mismatched",
+        "<think> a shape </think> " + box + ", <points>[[64,64]]</points>, <labels>[1,0]</labels>",
+    )
+    box_only = make_scripted_policy(
+        tiny_ckpts.policy, tmp_path / "box_only", "<think> a shape </think> " + box
+    )
+
+    def run_with(policy, *extra):
+        out = tmp_path / f"out_{policy.name}_{len(extra)}"
+        argv = ["--dataset", "synthetic", "--data_root", str(root), "--vis_output_path",
+                str(out), "--report_cases", "0", "--limit", "2", *common_args(policy), *extra]  # fmt: skip
+        assert script.main(argv) == 0
+        result = json.loads((out / "synthetic_metrics.json").read_text())
+        return result, read_jsonl(out / "synthetic" / "predictions.jsonl")
+
+    result, fallback = run_with(mismatched)
+    assert result["config"]["answer_rule"] == "fallback"
+    _, reference = run_with(box_only)
+    _, strict = run_with(mismatched, "--answer_rule", "well_formed")
+    for f, r, s in zip(fallback, reference, strict):
+        assert not f["answer"]["ok"] and f["answer"]["usable"] and f["pred_area"] > 0
+        assert f["mask_rle"] == r["mask_rle"]
+        assert not s["answer"]["usable"] and s["pred_area"] == 0 and s["iou"] == 0.0
 
 
 def test_eval_jsonl_input_gives_the_same_numbers(run, setup, tmp_path):

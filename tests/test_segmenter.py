@@ -9,9 +9,11 @@ from fake_segmenter import RectSegmenter
 from seg_r1.answer import parse_answer
 from seg_r1.sam2_backend import SAM2LoadError, SAM2Segmenter
 from seg_r1.segmenter import (
+    ANSWER_RULES,
     ClassicalSegmenter,
     PromptSet,
     Segmenter,
+    answer_usable,
     build_segmenter,
     clear_segmenter_cache,
     image_key,
@@ -89,6 +91,57 @@ def test_points_mode_prompt_has_no_box():
     assert prompt.box is None
     np.testing.assert_array_equal(prompt.points, [[1, 2], [8, 8]])
     np.testing.assert_array_equal(prompt.labels, [1, 0])
+
+
+def _sets(text: str, rule: str, mode: str = "full") -> list[tuple]:
+    """The prompt sets of ``text`` (frame 10) as plain ``(box, points, labels)`` lists."""
+    out = []
+    for p in prompts_from_answer(parse_answer(text, 10, mode), rule=rule):
+        box = None if p.box is None else p.box.tolist()
+        out.append((box, p.points.tolist(), p.labels.tolist()))
+    return out
+
+
+BOX = "<bbox>[0,0,4,4]</bbox>"
+PAIR = "<points>[[1,1],[8,8]]</points><labels>[1,0]</labels>"
+
+
+@pytest.mark.parametrize(
+    ("text", "complete", "well_formed", "fallback"),
+    [
+        # box + points + labels: every rule segments it (the point outside the box dropped)
+        (BOX + PAIR, [([0, 0, 4, 4], [[1, 1]], [1])], "same", "same"),
+        # box alone: only the lenient and the official-eval rules segment it
+        (BOX, [], [([0, 0, 4, 4], [], [])], "same"),
+        # box + mismatched counts: the official eval falls back to the box alone
+        (BOX + "<points>[[1,1]]</points><labels>[1,0]</labels>", [], [], [([0, 0, 4, 4], [], [])]),
+        # box + malformed points: the same
+        (BOX + "<points>[[1,1</points><labels>[1]</labels>", [], [], [([0, 0, 4, 4], [], [])]),
+        # points + labels without a box: the official eval makes a points-only mask
+        (PAIR, [], [], [(None, [[1, 1], [8, 8]], [1, 0])]),
+        # points without labels and no box: nothing to segment under any rule
+        ("<points>[[1,1]]</points>", [], [], []),
+        ("no tags at all", [], [], []),
+    ],
+)
+def test_answer_rules(text, complete, well_formed, fallback):
+    """Which imperfect answers give a mask, per rule (hand-written expectations)."""
+    well_formed = complete if well_formed == "same" else well_formed
+    fallback = well_formed if fallback == "same" else fallback
+    assert _sets(text, "complete") == complete
+    assert _sets(text, "well_formed") == well_formed
+    assert _sets(text, "fallback") == fallback
+    for rule, expected in (("complete", complete), ("well_formed", well_formed),
+                           ("fallback", fallback)):  # fmt: skip
+        assert answer_usable(parse_answer(text, 10), rule) == bool(expected)
+
+
+def test_points_mode_is_the_same_under_every_rule():
+    for rule in ANSWER_RULES:
+        assert _sets(PAIR, rule, "points") == [(None, [[1, 1], [8, 8]], [1, 0])]
+        assert _sets("<points>[[1,1]]</points>", rule, "points") == []
+    with pytest.raises(ValueError, match="answer rule"):
+        _sets(PAIR, "lenient")
 
 
 def test_unusable_answer_gives_no_prompts_and_an_empty_mask():
