@@ -208,11 +208,18 @@ def constant_text_iou(
 def answers_iou(
     answers: Sequence[Any], images: Sequence[np.ndarray], gts: Sequence[np.ndarray], segmenter: Any
 ) -> float:
-    """Mean IoU of parsed ``answers[i]`` (frame coordinates) segmented on ``images[i]``."""
-    from seg_r1.segmenter import resize_mask, resize_to_frame, segment_batch
+    """Mean IoU of parsed ``answers[i]`` (frame coordinates) segmented on ``images[i]``, with
+    the evaluation's answer rule (the one :class:`~seg_r1.inference.SegR1Pipeline` applies to
+    the policy's answers), so every held-out IoU of the summary is scored alike."""
+    from seg_r1.segmenter import (
+        DEFAULT_EVAL_ANSWER_RULE,
+        resize_mask,
+        resize_to_frame,
+        segment_batch,
+    )
 
     frames = [resize_to_frame(im, FRAME_SIZE) for im in images]
-    masks = segment_batch(segmenter, frames, list(answers))
+    masks = segment_batch(segmenter, frames, list(answers), rule=DEFAULT_EVAL_ANSWER_RULE)
     return mean_iou([resize_mask(m, g.shape) for m, g in zip(masks, gts)], gts)
 
 
