@@ -84,7 +84,7 @@ def _ours(args: argparse.Namespace, image: np.ndarray, gt: np.ndarray, group: in
     import torch
 
     from seg_r1.rewards import get_reward_funcs
-    from seg_r1.sam2_backend import SAM2Segmenter
+    from seg_r1.segmenters.sam2 import SAM2Segmenter
 
     torch.manual_seed(0)  # random weights: the same in both paths, so the rewards must agree
     segmenter = SAM2Segmenter(config=args.config, checkpoint=None, device=args.device)
@@ -119,9 +119,9 @@ def _official(args: argparse.Namespace, image: np.ndarray, gt: np.ndarray, group
     import torch
 
     from seg_r1.answer import parse_answer
+    from seg_r1.frame import resize_mask, resize_to_frame
     from seg_r1.rewards import format_reward, segmentation_score
-    from seg_r1.sam2_backend import build_image_predictor, build_sam2_model
-    from seg_r1.segmenter import resize_mask, resize_to_frame
+    from seg_r1.segmenters.sam2 import build_image_predictor, build_sam2_model
 
     times, builds, encodes, enc_times, rewards = [], [], [], [], None
     encoder_seconds: list[float] = []

@@ -40,17 +40,10 @@ from seg_r1.data import LoadReport, load_eval_jsonl, load_foreground_dataset
 from seg_r1.evaluation import (
     add_common_arguments,
     config_from_args,
-    config_summary,
-    coverage,
-    foreground_summary,
     run_from_args,
-    samples_by_id,
     setup_logging,
-    warn_incomplete,
-    write_case_report,
-    write_json,
+    write_foreground_report,
 )
-from seg_r1.metrics import format_sod_table
 
 logger = logging.getLogger("eval_foreground")
 
@@ -104,43 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = out / name
     config = config_from_args(args, "foreground", save_masks=True)
     records = run_from_args(args, dataset, config, work_dir)
-    rows = samples_by_id(dataset)
-    metrics = foreground_summary(records)
-    skipped = dict(report.skipped_samples)
-    if len(records) < len(dataset):  # --limit
-        skipped["limit"] = len(dataset) - len(records)
-    cov = coverage(len(records), skipped)
-    metrics.update(cov)
-    warnings = warn_incomplete({name: cov})
-    result = {
-        "dataset": name,
-        "task": "foreground",
-        "complete": cov["complete"],
-        "metrics": metrics,
-        "config": config_summary(config),
-        "masks": str(work_dir / "masks"),
-        "predictions": str(work_dir / "predictions.jsonl"),
-    }
-    write_json(out / f"{name}_metrics.json", result)
-    table = format_sod_table({name: metrics}) + "\n"
-    iou_line = (
-        f"\ngIoU {100 * metrics['gIoU']:.2f}, cIoU {100 * metrics['cIoU']:.2f}, "
-        f"n {metrics['n']}, format ok {100 * metrics['format_ok_rate']:.1f}%\n"
+    table = write_foreground_report(
+        out, name, records, dataset, config, report, report_cases=args.report_cases
     )
-    iou_line += "".join(f"\n**{line}**\n" for line in warnings)
-    (out / f"{name}_metrics.md").write_text(table + iou_line, encoding="utf-8")
-    report = write_case_report(
-        out / f"{name}_cases.png",
-        records,
-        rows,
-        config.frame_size,
-        k=args.report_cases,
-        title=f"{name}: foreground segmentation (frame {config.frame_size})",
-    )
-    print(table + iou_line)
+    print(table)
     logger.info("metrics: %s", out / f"{name}_metrics.json")
-    if report is not None:
-        logger.info("visual report: %s", report)
     return 0
 
 

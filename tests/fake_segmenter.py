@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seg_r1.segmenter import BaseSegmenter, PromptSet
+from seg_r1.segmenters import BaseSegmenter, PromptSet
 
 
 class RectSegmenter(BaseSegmenter):

@@ -7,18 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seg_r1.answer import (
-    QWEN_MAX_PIXELS,
-    QWEN_MIN_PIXELS,
-    ParsedAnswer,
-    clip_to_frame,
-    format_answer,
-    frame_hw,
-    frame_to_image,
-    image_to_frame,
-    parse_answer,
-    processor_resize,
-)
+from seg_r1.answer import ParsedAnswer, format_answer, parse_answer
 
 CANONICAL = (
     "<think> a fish on sand </think> <bbox>[100,120,300,360]</bbox>, "
@@ -350,60 +339,3 @@ def test_round_trip(raw_boxes, raw_points, think):
     b = parse_answer(format_answer(points=points, labels=labels), 768, mode="points")
     assert b.format_ok
     np.testing.assert_array_equal(b.points, points)
-
-
-# --------------------------------------------------------------------------- frame geometry
-
-
-def test_frame_hw():
-    assert frame_hw(768) == (768, 768)
-    assert frame_hw((480, 640)) == (480, 640)
-    assert frame_hw(np.int64(5)) == (5, 5)
-    with pytest.raises(ValueError):
-        frame_hw(True)
-
-
-def test_frame_image_conversions():
-    # frame 768x768 -> image 480 high, 640 wide: x * 640/768, y * 480/768
-    boxes = np.array([[384.0, 96.0, 768.0, 768.0]])
-    np.testing.assert_allclose(frame_to_image(boxes, 768, (480, 640)), [[320, 60, 640, 480]])
-    points = np.array([[768.0, 384.0]])
-    np.testing.assert_allclose(frame_to_image(points, 768, (480, 640)), [[640, 240]])
-    np.testing.assert_allclose(image_to_frame([[320, 60, 640, 480]], (480, 640), 768), boxes)
-    with pytest.raises(ValueError, match="interleaved"):
-        frame_to_image(np.zeros((2, 3)), 768, 10)
-
-
-def test_clip_to_frame():
-    np.testing.assert_array_equal(
-        clip_to_frame([[-1, 5, 300, 120]], (100, 200)), [[0, 5, 200, 100]]
-    )
-
-
-@pytest.mark.parametrize(
-    ("frame", "bounds", "expected"),
-    [
-        (768, {}, (756, 756)),  # 768/28 = 27.43 -> 27 * 28
-        (1024, {}, (1036, 1036)),  # 1024/28 = 36.57 -> 37 * 28
-        (1024, {"max_pixels": 28 * 28 * 1280}, (980, 980)),  # processor class default bounds
-        (112, {}, (112, 112)),
-        (20, {}, (56, 56)),  # below min_pixels: scaled up
-        ((480, 640), {}, (476, 644)),
-    ],
-)
-def test_processor_resize(frame, bounds, expected):
-    assert processor_resize(frame, **bounds) == expected
-
-
-@pytest.mark.parametrize("size", [14, 28, 100, 331, 512, 640, 768, 1000, 1024, 2048, 4000])
-def test_processor_resize_matches_transformers(size):
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    for other in (size, 300, 1200):
-        for lo, hi in [
-            (QWEN_MIN_PIXELS, QWEN_MAX_PIXELS),
-            (56 * 56, 28 * 28 * 1280),
-            (3136, 200704),
-        ]:
-            expected = smart_resize(size, other, factor=28, min_pixels=lo, max_pixels=hi)
-            assert processor_resize((size, other), lo, hi) == expected

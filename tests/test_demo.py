@@ -19,7 +19,7 @@ from PIL import Image
 from seg_r1 import demo_app
 from seg_r1.answer import format_answer
 from seg_r1.data.synthetic import make_scene, scene_rng
-from seg_r1.segmenter import BaseSegmenter, PromptSet, build_segmenter
+from seg_r1.segmenters import BaseSegmenter, PromptSet, build_segmenter
 
 EXIF_ORIENTATION = 0x0112
 

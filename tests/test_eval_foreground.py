@@ -87,7 +87,7 @@ def test_one_gt_rule_and_pysodmetrics_on_the_written_files(setup, tmp_path):
     import cv2
     from py_sod_metrics import MAE, Smeasure, WeightedFmeasure
 
-    from seg_r1.rewards import ground_truth
+    from seg_r1.data.io import ground_truth
 
     policy, root, script = setup
     tree = tmp_path / "fg"

@@ -16,7 +16,7 @@ from test_eval_support import (
 )
 
 from seg_r1.data import load_ignore, load_reasonseg_dataset
-from seg_r1.evaluation import decode_rle
+from seg_r1.data.io import decode_rle
 from seg_r1.metrics import ciou, giou
 
 #: Samples written by ``synthetic_root``: val 5 (two with an ignore region), test 4.

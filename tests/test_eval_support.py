@@ -19,12 +19,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from seg_r1.data.io import decode_rle, encode_rle
 from seg_r1.evaluation import (
     EvalConfig,
     EvalError,
     check_run_file,
-    decode_rle,
-    encode_rle,
     make_chunks,
     mask_relpath,
     order_samples,
@@ -140,7 +139,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_scripted_policy_answers_the_script(tiny_ckpts, tmp_path_factory):
     from seg_r1.inference import SegR1Pipeline, load_policy
-    from seg_r1.segmenter import ClassicalSegmenter
+    from seg_r1.segmenters import ClassicalSegmenter
 
     model, processor = load_policy(scripted_policy_dir(tiny_ckpts, tmp_path_factory))
     pipe = SegR1Pipeline(model, processor, ClassicalSegmenter(), frame_size=TEST_FRAME,

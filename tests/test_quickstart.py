@@ -22,7 +22,7 @@ def scenes(tmp_path_factory):
 
 def test_constant_answer_is_the_best_of_its_candidates(scenes, monkeypatch):
     from seg_r1.answer import parse_answer
-    from seg_r1.segmenter import build_segmenter
+    from seg_r1.segmenters import build_segmenter
 
     monkeypatch.setattr(quickstart, "SEARCH_IMAGES", 4)
     monkeypatch.setattr(quickstart, "SCORE_IMAGES", 4)

@@ -10,17 +10,16 @@ from PIL import Image
 from py_sod_metrics import Smeasure
 
 from seg_r1.answer import parse_answer
+from seg_r1.data.io import ground_truth
+from seg_r1.mask_computer import MaskComputer, completion_text
 from seg_r1.rewards import (
     REWARD_FUNCS,
-    MaskComputer,
-    completion_text,
     format_reward,
     get_reward_funcs,
-    ground_truth,
     prerl_format_reward,
     segmentation_reward,
 )
-from seg_r1.segmenter import ClassicalSegmenter, clear_segmenter_cache
+from seg_r1.segmenters import ClassicalSegmenter, clear_segmenter_cache
 
 THINK = "<think> ok </think> "
 
@@ -153,7 +152,7 @@ def test_default_rule_is_the_official_complete_rule():
 
 def test_default_rule_reaches_the_recipe_and_the_trainer():
     from seg_r1.configs import GRPOScriptArguments
-    from seg_r1.segmenter import DEFAULT_TRAIN_ANSWER_RULE
+    from seg_r1.segmenters import DEFAULT_TRAIN_ANSWER_RULE
 
     assert DEFAULT_TRAIN_ANSWER_RULE == "complete"
     assert MaskComputer(RectSegmenter(), FRAME).answer_rule == "complete"

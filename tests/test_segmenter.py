@@ -7,8 +7,7 @@ import pytest
 from fake_segmenter import RectSegmenter
 
 from seg_r1.answer import parse_answer
-from seg_r1.sam2_backend import SAM2LoadError, SAM2Segmenter
-from seg_r1.segmenter import (
+from seg_r1.segmenters import (
     ANSWER_RULES,
     ClassicalSegmenter,
     PromptSet,
@@ -18,12 +17,10 @@ from seg_r1.segmenter import (
     clear_segmenter_cache,
     image_key,
     masks_from_answer,
-    nearest_indices,
     prompts_from_answer,
-    resize_mask,
-    resize_to_frame,
     segment_batch,
 )
+from seg_r1.segmenters.sam2 import SAM2LoadError, SAM2Segmenter
 
 
 def textured_disk_scene(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -311,66 +308,6 @@ def test_build_segmenter_caches_instances():
     with pytest.raises(ValueError, match="unknown segmenter 'grabcut'"):
         build_segmenter("grabcut")
     clear_segmenter_cache()
-
-
-# --------------------------------------------------------------------------- resizing
-
-
-def test_resize_helpers():
-    image = np.zeros((20, 40, 3), np.uint8)
-    assert resize_to_frame(image, 10).shape == (10, 10, 3)
-    assert resize_to_frame(image, (20, 40)) is image
-    mask = np.zeros((4, 4), bool)
-    mask[:2, :2] = True
-    up = resize_mask(mask, 8)
-    assert up.dtype == bool and up.sum() == 16 and up[:4, :4].all()
-
-
-def _hand_nearest(size_in: int, size_out: int) -> list[int]:
-    """Source index of each destination pixel, by hand: floor((dst + 0.5) * in / out),
-    in exact rational arithmetic (the pixel centre ``dst + 0.5`` mapped into the source)."""
-    from fractions import Fraction
-
-    return [int((Fraction(d) + Fraction(1, 2)) * size_in // size_out) for d in range(size_out)]
-
-
-@pytest.mark.parametrize(
-    ("size_in", "size_out"),
-    [
-        ((768, 768), (1024, 1024)),
-        ((768, 768), (480, 480)),
-        ((1024, 1024), (333, 333)),
-        ((97, 97), (768, 768)),
-        ((97, 768), (480, 333)),
-    ],  # fmt: skip
-)
-def test_resize_mask_is_centre_aligned(size_in, size_out):
-    """Every destination pixel takes the source pixel its centre falls in. The pattern is
-    asymmetric (random), so any one-pixel shift of a row or column index shows."""
-    rng = np.random.default_rng(sum(size_in) + sum(size_out))
-    mask = rng.random(size_in) < 0.5
-    rows, cols = _hand_nearest(size_in[0], size_out[0]), _hand_nearest(size_in[1], size_out[1])
-    expected = np.array([[mask[r, c] for c in cols] for r in rows])
-    out = resize_mask(mask, size_out)
-    assert out.dtype == bool and out.shape == size_out
-    np.testing.assert_array_equal(out, expected)
-    np.testing.assert_array_equal(nearest_indices(size_in[1], size_out[1]), cols)
-
-
-def test_resize_mask_round_trip_and_edges():
-    """Centre alignment keeps an upsample-then-downsample by an integer factor exact, and a
-    one-pixel border column keeps its width share (cv2.INTER_NEAREST widened it)."""
-    rng = np.random.default_rng(0)
-    mask = rng.random((96, 64)) < 0.5
-    np.testing.assert_array_equal(resize_mask(resize_mask(mask, (288, 192)), (96, 64)), mask)
-    # 768 -> 1024: source column 0 covers destination centres < 4/3, i.e. column 0 alone;
-    # cv2.INTER_NEAREST (floor(d * 0.75)) gave it columns 0 and 1.
-    edge = np.zeros((768, 768), bool)
-    edge[:, 0] = True
-    up = resize_mask(edge, 1024)
-    assert up.any(axis=0).nonzero()[0].tolist() == [0] and up[:, 0].all()
-    with pytest.raises(ValueError, match="2-D"):
-        resize_mask(np.zeros((4, 4, 3), bool), 8)
 
 
 # --------------------------------------------------------------------------- SAM2 (tiny)

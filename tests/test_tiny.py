@@ -119,7 +119,7 @@ def test_generate_through_qwen_vl_utils(policy):
 
 
 def test_sam2_loads_and_predicts_a_mask(tiny_ckpts):
-    from seg_r1.sam2_backend import build_image_predictor, build_sam2_model
+    from seg_r1.segmenters.sam2 import build_image_predictor, build_sam2_model
 
     model = build_sam2_model(tiny_ckpts.sam2_config, tiny_ckpts.sam2_checkpoint)
     assert sum(p.numel() for p in model.parameters()) < 1_500_000
@@ -132,7 +132,7 @@ def test_sam2_loads_and_predicts_a_mask(tiny_ckpts):
 
 
 def test_sam2_checkpoint_mismatch_and_missing_raise(tiny_ckpts, tmp_path):
-    from seg_r1.sam2_backend import SAM2LoadError, build_sam2_model
+    from seg_r1.segmenters.sam2 import SAM2LoadError, build_sam2_model
 
     with pytest.raises(SAM2LoadError, match="not found"):
         build_sam2_model(tiny_ckpts.sam2_config, tmp_path / "nope.pt")
@@ -148,7 +148,7 @@ def test_sam2_checkpoint_mismatch_and_missing_raise(tiny_ckpts, tmp_path):
 
 
 def test_packaged_config_names_resolve():
-    from seg_r1.sam2_backend import resolve_sam2_config
+    from seg_r1.segmenters.sam2 import resolve_sam2_config
 
     a = resolve_sam2_config("sam2.1_hiera_l.yaml")
     assert a == resolve_sam2_config("configs/sam2.1/sam2.1_hiera_l.yaml")

@@ -111,7 +111,7 @@ def test_max_train_samples(synthetic_root):
 
 def test_sft_rows_from_masks(synthetic_root):
     from seg_r1.data import load_mask
-    from seg_r1.segmenter import resize_mask
+    from seg_r1.frame import resize_mask
 
     args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
     source = load_segmentation_data(args)

@@ -123,7 +123,7 @@ def _trainer(tiny, data, out, segmenter_name, **config):
     from transformers import AutoProcessor
 
     from seg_r1.configs import SegR1DataArguments, SegR1GRPOConfig
-    from seg_r1.segmenter import build_segmenter
+    from seg_r1.segmenters import build_segmenter
     from seg_r1.trainer import SegR1GRPOTrainer
     from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
@@ -194,6 +194,16 @@ def test_batch_is_segmented_once_and_shared(tiny_ckpts, synthetic_root, tmp_path
     assert pending["mask_prompts/parse_failure_rate"] == [0.25]
     assert pending["mask_prompts/boxes_per_answer"] == [0.75]
     assert pending["segmenter/encoder_calls"] == [2]
+    # The visualisation is a callback: it draws the batch the trainer left, at the step's end.
+    from seg_r1.callbacks import SampleVisualizer
+
+    (visualizer,) = [
+        c for c in trainer.callback_handler.callbacks if isinstance(c, SampleVisualizer)
+    ]
+    assert trainer.rollouts.latest is not None and trainer.rollouts.latest.batch.usable == [
+        True, False, True, True,
+    ]  # fmt: skip
+    visualizer.on_step_end(trainer.args, trainer.state, trainer.control)
     assert (tmp_path / "visualizations" / "step_000000.png").is_file()
 
 

@@ -11,15 +11,9 @@ Pre-RL answers carry only ``<points>[[x,y],...]</points> <labels>[1,0,...]</labe
 
 Conventions
 -----------
-* **Frame.** Coordinates are absolute pixels of the square (or ``(height, width)``) *frame*
-  the image was resized to, ignoring aspect ratio -- 768 for training and COD/SOD
-  evaluation, 1024 for referring/reasoning evaluation. ``frame_size`` is an ``int`` (square)
-  or a ``(height, width)`` tuple; every size in this module is ``(height, width)`` like a
-  NumPy shape, while every coordinate is ``(x, y)``.
-* **Continuous pixel coordinates.** Pixel ``(row i, column j)`` covers ``[j, j+1) x [i, i+1)``;
-  a frame of width ``W`` spans ``x`` in ``[0, W]``. Boxes are XYXY, ``[0, 0, W, H]`` is the
-  whole frame. Coordinates outside the frame are clipped to it.
-* **Labels.** 1 = foreground (object) point, 0 = background point; one label per point.
+Coordinates are absolute pixels of the *frame* the image was resized to (XYXY boxes, ``(x, y)``
+points, sizes ``(height, width)``; :mod:`seg_r1.frame` states the conventions); coordinates
+outside the frame are clipped to it. Labels: 1 = foreground (object) point, 0 = background.
 
 Decisions (documented here, pinned by ``tests/test_answer.py``)
 ----------------------------------------------------------------
@@ -46,14 +40,9 @@ Decisions (documented here, pinned by ``tests/test_answer.py``)
   ``"points"`` mode (pre-RL) it needs at least one point and matching labels; boxes are parsed
   (for the flags) but not used.
 
-Qwen's 28-pixel grid
---------------------
-Qwen2.5-VL's processor resizes every image to multiples of 28 pixels within pixel bounds
-(:func:`processor_resize`), so a 768x768 frame is *seen* as 756x756 and a 1024x1024 frame as
-1036x1036 (with the released checkpoints' bounds). The official code ignores this and keeps
-the prompt's coordinate frame; so do we -- coordinates are always read in the frame the prompt
-promises, the processor's ``min_pixels``/``max_pixels`` are explicit config of the policy, and
-:func:`processor_resize` lets a user see exactly what the model gets.
+Frame geometry (frame <-> image coordinates, Qwen's 28-pixel grid, resizing) lives in
+:mod:`seg_r1.frame`; which parsed answers give a mask (the answer rules) in
+:mod:`seg_r1.segmenters`.
 """
 
 from __future__ import annotations
@@ -66,16 +55,10 @@ from typing import Literal
 
 import numpy as np
 
+from seg_r1.frame import clip_to_frame, frame_hw
+
 Mode = Literal["full", "points"]
 MODES: tuple[str, ...] = ("full", "points")
-
-#: Pixel bounds of the released Qwen2.5-VL checkpoints' ``preprocessor_config.json``
-#: (4 to 16384 visual tokens of 28x28 pixels). The ``Qwen2VLImageProcessor`` class default
-#: ``max_pixels`` is smaller (28*28*1280): with it a 1024 frame would shrink to 980.
-QWEN_MIN_PIXELS = 4 * 28 * 28
-QWEN_MAX_PIXELS = 16384 * 28 * 28
-#: Qwen2.5-VL's resize grid: 14-pixel patches merged 2x2.
-QWEN_FACTOR = 28
 
 # A tag's content may not contain "<": the innermost tag wins for "<bbox><bbox>[..]</bbox>",
 # and the pattern stays linear-time on arbitrary text.
@@ -86,27 +69,6 @@ _TOKEN_RE = re.compile(r"\s*(?:(\[)|(\])|(,)|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+
 _MAX_DEPTH = 3
 
 NestedList = list["float | NestedList"]
-
-
-def frame_hw(frame_size: int | Sequence[int]) -> tuple[int, int]:
-    """``frame_size`` as ``(height, width)``; an ``int`` means a square frame.
-
-    Raises:
-        ValueError: not a positive int or a pair of positive ints.
-    """
-    if isinstance(frame_size, (int, np.integer)) and not isinstance(frame_size, bool):
-        hw = (int(frame_size), int(frame_size))
-    elif (
-        isinstance(frame_size, Sequence)
-        and len(frame_size) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in frame_size)
-    ):
-        hw = (int(frame_size[0]), int(frame_size[1]))
-    else:
-        raise ValueError(f"frame_size must be an int or (height, width) ints, got {frame_size!r}")
-    if min(hw) <= 0:
-        raise ValueError(f"frame_size must be positive, got {frame_size!r}")
-    return hw
 
 
 @dataclass(frozen=True, eq=False)
@@ -446,84 +408,3 @@ def format_answer(
         return body
     head = f"<think> {think} </think>" if think else "<think> </think>"
     return f"{head} {body}" if body else head
-
-
-# --------------------------------------------------------------------------- frame geometry
-
-
-def clip_to_frame(coords: np.ndarray, frame_size: int | Sequence[int]) -> np.ndarray:
-    """Clip interleaved ``(..., 2k)`` coordinates ``x, y, x, y, ...`` to ``[0, W] x [0, H]``.
-
-    Works for points ``(M, 2)`` and XYXY boxes ``(N, 4)``; returns a new ``float64`` array.
-    """
-    h, w = frame_hw(frame_size)
-    out = np.array(coords, dtype=np.float64)
-    _check_interleaved(out)
-    out[..., 0::2] = np.clip(out[..., 0::2], 0.0, w)
-    out[..., 1::2] = np.clip(out[..., 1::2], 0.0, h)
-    return out
-
-
-def frame_to_image(
-    coords: np.ndarray, frame_size: int | Sequence[int], image_size: int | Sequence[int]
-) -> np.ndarray:
-    """Map interleaved ``x, y`` coordinates (points ``(M, 2)`` or XYXY ``(N, 4)``) from the
-    frame to the original image: ``x * W_img / W_frame``, ``y * H_img / H_frame``.
-
-    Sizes are ``int`` (square) or ``(height, width)``. Returns ``float64``.
-    """
-    return _rescale(coords, frame_hw(frame_size), frame_hw(image_size))
-
-
-def image_to_frame(
-    coords: np.ndarray, image_size: int | Sequence[int], frame_size: int | Sequence[int]
-) -> np.ndarray:
-    """Inverse of :func:`frame_to_image`: original-image pixels to frame pixels."""
-    return _rescale(coords, frame_hw(image_size), frame_hw(frame_size))
-
-
-def _rescale(coords: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
-    out = np.array(coords, dtype=np.float64)
-    _check_interleaved(out)
-    out[..., 0::2] *= dst[1] / src[1]
-    out[..., 1::2] *= dst[0] / src[0]
-    return out
-
-
-def _check_interleaved(coords: np.ndarray) -> None:
-    if coords.ndim == 0 or coords.shape[-1] % 2:
-        raise ValueError(f"expected (..., 2k) interleaved x, y coordinates, got {coords.shape}")
-
-
-def processor_resize(
-    frame_size: int | Sequence[int],
-    min_pixels: int = QWEN_MIN_PIXELS,
-    max_pixels: int = QWEN_MAX_PIXELS,
-    factor: int = QWEN_FACTOR,
-) -> tuple[int, int]:
-    """The ``(height, width)`` Qwen2.5-VL's processor resizes a frame to (its ``smart_resize``).
-
-    Each side is rounded to the nearest multiple of ``factor`` (Python's round: halves go to
-    even); if the area then exceeds ``max_pixels`` (falls below ``min_pixels``) both sides are
-    scaled down (up) by the same factor and floored (ceiled) to multiples of ``factor``. With
-    the released checkpoints' bounds: 768 -> 756, 1024 -> 1036. The model therefore sees a
-    slightly different size than the frame its prompt talks about; we keep coordinates in the
-    frame (see the module doc).
-
-    Raises:
-        ValueError: an aspect ratio above 200 (the processor refuses those too).
-    """
-    h, w = frame_hw(frame_size)
-    if max(h, w) / min(h, w) > 200:
-        raise ValueError(f"aspect ratio must be at most 200, got {h}x{w}")
-    h_bar = round(h / factor) * factor
-    w_bar = round(w / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        scale = math.sqrt(h * w / max_pixels)
-        h_bar = max(factor, math.floor(h / scale / factor) * factor)
-        w_bar = max(factor, math.floor(w / scale / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        scale = math.sqrt(min_pixels / (h * w))
-        h_bar = math.ceil(h * scale / factor) * factor
-        w_bar = math.ceil(w * scale / factor) * factor
-    return h_bar, w_bar

@@ -24,7 +24,7 @@ nearest-neighbour interpolation). Qwen2.5-VL's processor then resizes the frame 
 checkpoints' bounds a 768 frame becomes 756x756 (27x27 merged visual tokens). The model thus
 sees a frame 1.6 % smaller than the one its prompt promises -- like the official code, we keep
 the coordinates in the promised frame. Set ``frame_size: 756`` (a multiple of 28) to make the
-two agree exactly; :func:`seg_r1.answer.processor_resize` shows what the processor does with any
+two agree exactly; :func:`seg_r1.frame.processor_resize` shows what the processor does with any
 frame.
 """
 
@@ -38,21 +38,13 @@ from typing import Any
 import trl
 
 from seg_r1.data import FOREGROUND_DATASETS, REFER_DATASETS
-from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
-from seg_r1.segmenter import DEFAULT_TRAIN_ANSWER_RULE, check_answer_rule
+from seg_r1.rewards import REWARD_FUNCS, answer_mode_of, needs_masks
+from seg_r1.segmenters import DEFAULT_TRAIN_ANSWER_RULE, check_answer_rule
+from seg_r1.segmenters.sam2 import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+from seg_r1.tasks import STAGES, get_task
 
 logger = logging.getLogger(__name__)
 
-#: The GRPO stages of SPEC §5.
-STAGES: tuple[str, ...] = ("prerl", "rl", "sod")
-#: Stage -> answer grammar mode of :func:`seg_r1.answer.parse_answer`.
-STAGE_ANSWER_MODE: dict[str, str] = {"prerl": "points", "rl": "full", "sod": "full"}
-#: Stage -> the reward functions of SPEC §4 (weight 1 each).
-STAGE_REWARDS: dict[str, tuple[str, ...]] = {
-    "prerl": ("prerl_format", "prerl_segmentation"),
-    "rl": ("format", "segmentation"),
-    "sod": ("format", "segmentation"),
-}
 SEGMENTERS: tuple[str, ...] = ("sam2", "classical")
 SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
@@ -69,8 +61,6 @@ def import_reward(name: str) -> Any:
     Raises:
         ValueError: neither a known name nor an importable ``module.function`` path.
     """
-    from seg_r1.rewards import REWARD_FUNCS
-
     if name in REWARD_FUNCS:
         return name
     module_name, _, attr = name.rpartition(".")
@@ -275,6 +265,13 @@ class GRPOScriptArguments(SegR1DataArguments):
         check_answer_rule(self.answer_rule)
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        mode = answer_mode_of(self.reward_funcs or [])
+        if mode is not None and mode != self.answer_mode:
+            raise ValueError(
+                f"stage {self.stage!r} writes {self.answer_mode!r} answers but reward_funcs "
+                f"{self.reward_funcs} parse {mode!r} ones: use the prerl_* rewards with stage "
+                "prerl and format/segmentation with rl or sod (seg_r1.tasks)"
+            )
         _check_frame(self.frame_size, allow_none=False)
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = [self.reward_funcs]
@@ -295,12 +292,18 @@ class GRPOScriptArguments(SegR1DataArguments):
     @property
     def answer_mode(self) -> str:
         """``"points"`` for pre-RL, ``"full"`` otherwise."""
-        return STAGE_ANSWER_MODE[self.stage]
+        return get_task(self.stage).answer_mode
 
     @property
     def reward_names(self) -> list[str]:
         """The reward functions to use (explicit, or the stage's default pair)."""
-        return list(self.reward_funcs or STAGE_REWARDS[self.stage])
+        return list(self.reward_funcs or get_task(self.stage).rewards)
+
+    @property
+    def needs_masks(self) -> bool:
+        """Whether the run's rewards score masks (a segmenter is built), from the reward
+        registry (:data:`seg_r1.rewards.REWARDS`)."""
+        return needs_masks(self.reward_names)
 
     def reward_callables(self) -> list[Any]:
         """:attr:`reward_names` for :class:`seg_r1.trainer.SegR1GRPOTrainer`: registry names
@@ -308,7 +311,7 @@ class GRPOScriptArguments(SegR1DataArguments):
         return [import_reward(name) for name in self.reward_names]
 
     def segmenter_kwargs(self, device: str) -> dict[str, Any]:
-        """Keyword arguments of :func:`seg_r1.segmenter.build_segmenter` for this run.
+        """Keyword arguments of :func:`seg_r1.segmenters.build_segmenter` for this run.
 
         ``device`` is the training process's device, used when ``sam2_device`` is null.
         """
@@ -487,9 +490,7 @@ def check_sam2(script_args: GRPOScriptArguments) -> None:
     """
     from pathlib import Path
 
-    from seg_r1.rewards import MASK_REWARDS
-
-    if script_args.segmenter != "sam2" or not set(script_args.reward_names) & MASK_REWARDS:
+    if script_args.segmenter != "sam2" or not script_args.needs_masks:
         return
     if not Path(script_args.sam2_checkpoint).is_file():
         raise LaunchError(

@@ -47,26 +47,22 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from seg_r1.answer import frame_to_image
 from seg_r1.data.io import to_rgb
+from seg_r1.frame import frame_to_image, resize_mask
 from seg_r1.inference import Prediction, SegR1Pipeline
 from seg_r1.prompts import user_text
-from seg_r1.segmenter import resize_mask
+from seg_r1.tasks import EVAL_TASKS, QUERY_FRAME, get_task
 from seg_r1.visualize import PRED_COLOR, draw_answer, overlay_mask
 
 logger = logging.getLogger(__name__)
 
-#: Tasks offered by the demo (prompts of :mod:`seg_r1.prompts`), with the page's labels.
-DEMO_TASKS: tuple[str, ...] = ("foreground", "referring", "reasoning")
-TASK_LABELS: dict[str, str] = {
-    "foreground": "Foreground: the salient or camouflaged object",
-    "referring": "Referring: the object an expression names",
-    "reasoning": "Reasoning: the object a question or sentence points to",
-}
+#: Tasks offered by the demo (the evaluation tasks of :mod:`seg_r1.tasks`), with their labels.
+DEMO_TASKS: tuple[str, ...] = EVAL_TASKS
+TASK_LABELS: dict[str, str] = {t: get_task(t).label for t in DEMO_TASKS}
 #: Tasks whose prompt embeds the user's query (SPEC §2).
-QUERY_TASKS: tuple[str, ...] = ("referring", "reasoning")
+QUERY_TASKS: tuple[str, ...] = tuple(t for t in DEMO_TASKS if get_task(t).needs_query)
 #: SPEC §2: referring/reasoning evaluation and the demo use a 1024x1024 frame.
-DEFAULT_FRAME_SIZE = 1024
+DEFAULT_FRAME_SIZE = QUERY_FRAME
 #: Frame-size slider bounds. 256 is the smallest frame on which a box of a few pixels is
 #: still meaningful; 2048^2 = 4.2 MP stays within the released checkpoints' processor bound
 #: (16384 * 28^2 = 12.8 MP) while keeping CPU generation bearable. Step 32 reaches 768 and 1024.
@@ -340,7 +336,7 @@ class SegR1Demo:
 
     Args:
         model, processor: the policy (:func:`seg_r1.inference.load_policy`).
-        segmenter: a :class:`seg_r1.segmenter.Segmenter`.
+        segmenter: a :class:`seg_r1.segmenters.Segmenter`.
         description: Markdown describing the models (shown in the page header).
         tiny: the models are the tiny random-weight test checkpoints (the header says so).
         max_new_tokens: generation budget per answer.
@@ -868,7 +864,7 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
         batch_size=1,
     )
     if args.segmenter == "sam2":
-        from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+        from seg_r1.segmenters.sam2 import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
 
         seg = f"SAM2 `{sam2_config or DEFAULT_SAM2_CONFIG}` (`{sam2_checkpoint or DEFAULT_SAM2_CHECKPOINT}`)"
     else:

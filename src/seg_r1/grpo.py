@@ -46,8 +46,7 @@ def main(
     from transformers import set_seed
     from trl import get_peft_config
 
-    from seg_r1.rewards import MASK_REWARDS
-    from seg_r1.segmenter import build_segmenter
+    from seg_r1.segmenters import build_segmenter
     from seg_r1.trainer import SegR1GRPOTrainer, train_and_save
     from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
@@ -73,7 +72,7 @@ def main(
     )
 
     segmenter = None
-    if set(script_args.reward_names) & MASK_REWARDS:
+    if script_args.needs_masks:
         segmenter = build_segmenter(
             script_args.segmenter, **script_args.segmenter_kwargs(str(training_args.device))
         )

@@ -8,7 +8,7 @@ Steps of :meth:`SegR1Pipeline.predict` for a batch of images:
 
 1. **Frame.** Each image (RGB) is resized to the square ``frame_size`` frame, ignoring its
    aspect ratio (SPEC §2: 768 for COD/SOD, 1024 for referring/reasoning and the demo), with
-   :func:`seg_r1.segmenter.resize_to_frame` (area interpolation when shrinking, bilinear when
+   :func:`seg_r1.frame.resize_to_frame` (area interpolation when shrinking, bilinear when
    enlarging). The policy and the segmenter both see this frame image.
 2. **Policy.** The chat of :func:`seg_r1.prompts.build_chat` is rendered for each image and the
    batch is generated **greedily** (``do_sample=False``, one beam, ``repetition_penalty`` 1.0
@@ -19,11 +19,11 @@ Steps of :meth:`SegR1Pipeline.predict` for a batch of images:
    with the released checkpoints' bounds): coordinates are still read in the frame, as in the
    official code (see :mod:`seg_r1.answer`).
 3. **Parse.** :func:`seg_r1.answer.parse_answer` in the frame (never raises).
-4. **Segment.** :func:`seg_r1.segmenter.segment_batch` on the frame images: each distinct image
+4. **Segment.** :func:`seg_r1.segmenters.segment_batch` on the frame images: each distinct image
    is encoded ONCE per call (several queries on one image share the encoder pass), one mask
    per box, union over boxes (SPEC §3).
 5. **Back to the image.** The frame mask is resized to the original ``(H, W)`` with
-   **nearest-neighbour** interpolation (:func:`seg_r1.segmenter.resize_mask`): each original
+   **nearest-neighbour** interpolation (:func:`seg_r1.frame.resize_mask`): each original
    pixel takes the value of the frame pixel its centre falls in, so the mask stays binary and
    no threshold is involved.
 
@@ -46,34 +46,23 @@ import torch
 from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, parse_answer
-from seg_r1.prompts import TASKS, build_chat
-from seg_r1.segmenter import (
+from seg_r1.frame import resize_mask, resize_to_frame
+from seg_r1.prompts import build_chat
+from seg_r1.segmenters import (
     DEFAULT_EVAL_ANSWER_RULE,
     Segmenter,
     answer_usable,
     check_answer_rule,
-    resize_mask,
-    resize_to_frame,
     segment_batch,
 )
+from seg_r1.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
 DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "float32")
 ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("flash_attention_2", "sdpa", "eager")
-#: Frame sizes of SPEC §2, per evaluation task.
-DEFAULT_FRAME_SIZE: dict[str, int] = {
-    "foreground": 768,
-    "rl": 768,
-    "sod": 768,
-    "prerl": 768,
-    "referring": 1024,
-    "reasoning": 1024,
-}
 #: Room for a reasoning trace plus prompts; Seg-R1 answers are typically 100-300 tokens.
 DEFAULT_MAX_NEW_TOKENS = 1024
-#: Generation budgets of the official evaluation scripts, per task (eval CLI defaults).
-EVAL_MAX_NEW_TOKENS: dict[str, int] = {"foreground": 1024, "referring": 512, "reasoning": 512}
 
 ImageLike = Image.Image | np.ndarray
 
@@ -239,7 +228,7 @@ class Prediction:
         mask: ``bool (H, W)`` mask at the ORIGINAL image resolution (nearest-neighbour resize
             of ``frame_mask``).
         usable: whether the pipeline's answer rule made a mask from the answer
-            (:func:`seg_r1.segmenter.answer_usable`); ``False`` means an empty mask.
+            (:func:`seg_r1.segmenters.answer_usable`); ``False`` means an empty mask.
     """
 
     completion: str
@@ -273,7 +262,7 @@ class SegR1Pipeline:
     Args:
         model, processor: from :func:`load_policy` (the processor must pad on the left; it is
             set so here if it does not).
-        segmenter: a :class:`seg_r1.segmenter.Segmenter` (``build_segmenter("sam2", ...)`` or
+        segmenter: a :class:`seg_r1.segmenters.Segmenter` (``build_segmenter("sam2", ...)`` or
             ``"classical"``).
         frame_size: side of the square frame the image is resized to and the answer's
             coordinates refer to (768 COD/SOD, 1024 referring/reasoning/demo).
@@ -286,7 +275,7 @@ class SegR1Pipeline:
             pass 1.05 to reproduce such a run.)
         min_pixels, max_pixels: optional processor pixel bounds (see :func:`load_policy`).
         answer_rule: which imperfect answers still give a mask
-            (:data:`seg_r1.segmenter.ANSWER_RULES`): ``"fallback"`` (default: the official
+            (:data:`seg_r1.segmenters.ANSWER_RULES`): ``"fallback"`` (default: the official
             evaluation's -- box-only when points/labels are unusable, points-only without a
             box; numbers comparable with the paper's), ``"well_formed"`` (strict: an
             inconsistent answer gives an empty mask) or ``"complete"`` (the reward's rule).
@@ -306,8 +295,7 @@ class SegR1Pipeline:
         max_pixels: int | None = None,
         answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        spec = get_task(task)
         if batch_size < 1 or max_new_tokens < 1 or frame_size < 1:
             raise ValueError("batch_size, max_new_tokens and frame_size must be positive")
         self.model = model
@@ -315,7 +303,7 @@ class SegR1Pipeline:
         self.segmenter = segmenter
         self.frame_size = int(frame_size)
         self.task = task
-        self.mode = "points" if task == "prerl" else "full"
+        self.mode = spec.answer_mode
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
         self.repetition_penalty = float(repetition_penalty)
@@ -498,12 +486,12 @@ def build_pipeline(
 ) -> SegR1Pipeline:
     """Load the policy and build the segmenter, then the pipeline (eval scripts and demo).
 
-    ``frame_size=None`` takes SPEC §2's size for ``task`` (:data:`DEFAULT_FRAME_SIZE`).
+    ``frame_size=None`` takes SPEC §2's size for ``task`` (:mod:`seg_r1.tasks`).
     ``sam2_device=None`` puts the segmenter on the policy's device. ``bgr_compat`` reproduces
     the official code's R/B swap before SAM2 (SAM2 only; the classical segmenter ignores it).
     """
-    from seg_r1.sam2_backend import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
-    from seg_r1.segmenter import build_segmenter
+    from seg_r1.segmenters import build_segmenter
+    from seg_r1.segmenters.sam2 import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
 
     policy_device = resolve_device(device)
     model, processor = load_policy(
@@ -526,7 +514,7 @@ def build_pipeline(
         model,
         processor,
         seg,
-        frame_size=frame_size or DEFAULT_FRAME_SIZE[task],
+        frame_size=frame_size or get_task(task).frame_size,
         task=task,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,

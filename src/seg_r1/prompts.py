@@ -5,7 +5,8 @@ interface facts: change them only behind an explicit option. Typos and spacing o
 originals are kept on purpose (e.g. no space before "Where" in :data:`SYSTEM_PROMPT_RL`, "should
 enclosed").
 
-Tasks (``task`` argument of :func:`build_chat`):
+Tasks (``task`` argument of :func:`build_chat`; which prompt each uses is in
+:mod:`seg_r1.tasks`):
 
 * ``"rl"`` / ``"sod"`` -- GRPO training on foreground data (system + user).
 * ``"prerl"`` -- the points-only pre-RL stage (no system message).
@@ -18,6 +19,8 @@ Tasks (``task`` argument of :func:`build_chat`):
 from __future__ import annotations
 
 from typing import Any
+
+from seg_r1.tasks import get_task
 
 _FORMAT_INTRO = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant "
@@ -75,8 +78,6 @@ USER_PROMPT_PRERL = (
     "Where 1 indicates a foreground (object) point, and 0 indicates a background point.\n\n"
 )
 
-TASKS = ("rl", "sod", "prerl", "foreground", "referring", "reasoning")
-
 
 def referring_user_prompt(expression: str) -> str:
     """User text for a referring expression: ``Identify and segment <expression>``."""
@@ -90,14 +91,14 @@ def reasoning_user_prompt(query: str, is_sentence: bool) -> str:
     return f"Identify and segment {query.lower()}."
 
 
+#: The system prompts by the name a :class:`seg_r1.tasks.TaskSpec` gives (``system``).
+SYSTEM_PROMPTS: dict[str, str] = {"rl": SYSTEM_PROMPT_RL, "eval": SYSTEM_PROMPT_EVAL}
+
+
 def system_prompt(task: str) -> str | None:
     """The system message of ``task`` (``None`` for pre-RL, which has none)."""
-    _check_task(task)
-    if task == "prerl":
-        return None
-    if task in ("rl", "sod"):
-        return SYSTEM_PROMPT_RL
-    return SYSTEM_PROMPT_EVAL
+    spec = get_task(task)
+    return None if spec.system is None else SYSTEM_PROMPTS[spec.system]
 
 
 def user_text(task: str, query: str = "", query_type: str = "") -> str:
@@ -105,14 +106,14 @@ def user_text(task: str, query: str = "", query_type: str = "") -> str:
 
     ``query_type`` for reasoning: ``"sentence"`` or anything else (a short class-name query).
     """
-    _check_task(task)
-    if task == "prerl":
+    spec = get_task(task)
+    if spec.user == "prerl":
         return USER_PROMPT_PRERL
-    if task in ("rl", "sod", "foreground"):
+    if spec.user == "foreground":
         return USER_PROMPT_FOREGROUND
     if not query:
         raise ValueError(f"task {task!r} needs a non-empty query")
-    if task == "referring":
+    if spec.user == "referring":
         return referring_user_prompt(query)
     return reasoning_user_prompt(query, is_sentence=query_type == "sentence")
 
@@ -163,8 +164,3 @@ def build_sft_chat(example: dict[str, Any], image: Any = None) -> list[dict[str,
         }
     )
     return messages
-
-
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")

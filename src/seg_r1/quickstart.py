@@ -211,12 +211,8 @@ def answers_iou(
     """Mean IoU of parsed ``answers[i]`` (frame coordinates) segmented on ``images[i]``, with
     the evaluation's answer rule (the one :class:`~seg_r1.inference.SegR1Pipeline` applies to
     the policy's answers), so every held-out IoU of the summary is scored alike."""
-    from seg_r1.segmenter import (
-        DEFAULT_EVAL_ANSWER_RULE,
-        resize_mask,
-        resize_to_frame,
-        segment_batch,
-    )
+    from seg_r1.frame import resize_mask, resize_to_frame
+    from seg_r1.segmenters import DEFAULT_EVAL_ANSWER_RULE, segment_batch
 
     frames = [resize_to_frame(im, FRAME_SIZE) for im in images]
     masks = segment_batch(segmenter, frames, list(answers), rule=DEFAULT_EVAL_ANSWER_RULE)
@@ -439,7 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "transformers",
         "datasets",
         "seg_r1.data",
-        "seg_r1.segmenter",
+        "seg_r1.segmenters",
         "seg_r1.inference",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -476,7 +472,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
     _stage(4, "held-out evaluation")
-    from seg_r1.segmenter import build_segmenter
+    from seg_r1.segmenters import build_segmenter
 
     segmenter = build_segmenter("classical")
     train_images, train_gts = _examples(data, "train")

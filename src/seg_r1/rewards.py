@@ -18,7 +18,7 @@ YAML name              reward                                                   
 =====================  ==========================================================  =========
 
 The segmentation rewards are computed in the training *frame* (``frame_size``, default 768):
-the image is resized to the frame (:func:`seg_r1.segmenter.resize_to_frame`), segmented with
+the image is resized to the frame (:func:`seg_r1.frame.resize_to_frame`), segmented with
 the answer's prompts (frame pixels), and compared with the ground truth resized to the frame
 with nearest-neighbour interpolation. Masks are computed ONCE per batch by a shared
 :class:`MaskComputer` (one encoder pass per distinct image, a small cache keyed by the
@@ -41,28 +41,25 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from seg_r1.answer import Mode, ParsedAnswer, frame_hw, parse_answer
-from seg_r1.data.io import load_image, load_mask, read_mask
-from seg_r1.metrics import binarize_gt, mask_iou, s_measure
-from seg_r1.segmenter import (
+from seg_r1.answer import Mode, parse_answer
+from seg_r1.data.io import ground_truth
+from seg_r1.frame import resize_mask
+from seg_r1.mask_computer import (
+    DEFAULT_FRAME_SIZE,
+    MaskComputer,
+    completion_text,
+)
+from seg_r1.metrics import mask_iou, s_measure
+from seg_r1.segmenters import (
     DEFAULT_TRAIN_ANSWER_RULE,
     Segmenter,
-    answer_usable,
     build_segmenter,
-    check_answer_rule,
-    image_key,
-    resize_mask,
-    resize_to_frame,
-    segment_batch,
     unusable_reason,
 )
 
@@ -73,89 +70,12 @@ IOU_WEIGHT = 0.7
 S_MEASURE_WEIGHT = 0.3
 #: S-measure's object/region balance (0.5 in the paper and the COD/SOD toolbox).
 S_MEASURE_ALPHA = 0.5
-#: The training frame (SPEC §2): images are resized to 768x768 for GRPO.
-DEFAULT_FRAME_SIZE = 768
 
 LogMetric = Callable[[str, float], None]
 LogExtra = Callable[[str, list], None]
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def completion_text(completion: Any) -> str:
-    """The text of one completion: a string, or a conversational list of messages (the
-    assistant messages' contents concatenated; content may be a list of text parts).
-
-    Raises:
-        TypeError: any other structure (a caller bug, not a model failure).
-    """
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        completion = [completion]
-    if isinstance(completion, Sequence) and all(isinstance(m, Mapping) for m in completion):
-        texts = []
-        for message in completion:
-            if message.get("role", "assistant") != "assistant":
-                continue
-            content = message.get("content", "")
-            if isinstance(content, str):
-                texts.append(content)
-            elif isinstance(content, Sequence):
-                texts += [p["text"] for p in content if isinstance(p, Mapping) and "text" in p]
-            else:
-                raise TypeError(f"unsupported message content {type(content).__name__}")
-        return "".join(texts)
-    raise TypeError(f"unsupported completion type {type(completion).__name__}")
-
-
-def image_array(value: Any) -> np.ndarray:
-    """An image column value as ``uint8 (H, W, 3)`` RGB.
-
-    Arrays are taken as RGB (``(H, W)`` grey is replicated, a 4th alpha channel dropped);
-    PIL images, paths and ``{"path", "bytes"}`` dicts go through
-    :func:`seg_r1.data.io.load_image` (RGB, EXIF orientation applied).
-
-    Raises:
-        ValueError: an array of another dtype or shape.
-    """
-    if isinstance(value, np.ndarray):
-        if value.dtype != np.uint8:
-            raise ValueError(f"image arrays must be uint8, got {value.dtype}")
-        if value.ndim == 2:
-            return np.repeat(value[:, :, None], 3, axis=2)
-        if value.ndim == 3 and value.shape[2] in (3, 4):
-            return value[:, :, :3]
-        raise ValueError(f"image arrays must be (H, W, 3), got {value.shape}")
-    return np.asarray(load_image(value))
-
-
-def ground_truth(value: Any, row: Mapping[str, Any] | None = None) -> np.ndarray:
-    """A ground-truth column value as ``bool (H, W)`` (True = foreground).
-
-    Accepts a ``bool``/integer/float array (``(H, W)`` or ``(H, W, 1)``), a PIL image (any
-    mode; EXIF orientation applied), a path or a ``{"path", "bytes"}`` dict; all of them are
-    binarised by the package's one rule, :func:`seg_r1.metrics.binarize_gt` (``> 128`` on the
-    0-255 scale, ``> 0.5`` on the 0/1 scale). With ``value`` ``None`` and a
-    referring/reasoning ``row``, the mask is decoded from the row's annotation by
-    :func:`seg_r1.data.io.load_mask`.
-
-    Raises:
-        ValueError: no ground truth, or not a 2-D mask.
-    """
-    if value is None:
-        if row is not None and row.get("task") in ("referring", "reasoning"):
-            return load_mask(row)
-        raise ValueError("sample has no ground-truth mask (the 'mask' column is None)")
-    if isinstance(value, (str, os.PathLike, Mapping, Image.Image)):
-        return read_mask(value)
-    grey = np.asarray(value)
-    if grey.ndim == 3 and grey.shape[2] == 1:
-        grey = grey[:, :, 0]
-    if grey.ndim != 2:
-        raise ValueError(f"ground-truth masks must be 2-D, got shape {grey.shape}")
-    return binarize_gt(grey)
 
 
 def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
@@ -170,101 +90,25 @@ def _column(kwargs: Mapping[str, Any], name: str, n: int) -> list[Any]:
     return values
 
 
+def row_image(example: Mapping[str, Any]) -> Any:
+    """The image of one dataset row: its ``image`` column, or the first of its ``images``."""
+    if "image" in example:
+        return example["image"]
+    images = example.get("images")
+    if images:
+        return images[0]
+    raise KeyError(
+        "mask-based rewards need an 'image' (or 'images') column in the training dataset; "
+        f"got columns {sorted(example)}"
+    )
+
+
 def _images(kwargs: Mapping[str, Any], n: int) -> list[Any]:
     """The ``image`` column, or the first image of each sample's ``images`` list."""
     if "image" not in kwargs and "images" in kwargs:
         values = _column(kwargs, "images", n)
         return [imgs[0] if isinstance(imgs, (list, tuple)) else imgs for imgs in values]
     return _column(kwargs, "image", n)
-
-
-# --------------------------------------------------------------------------- shared masks
-
-
-@dataclass(frozen=True)
-class SegmentedBatch:
-    """A batch of answers and their masks in the frame.
-
-    Attributes:
-        answers: one :class:`ParsedAnswer` per completion.
-        masks: ``bool (frame_h, frame_w)`` per completion (all False when unusable).
-        usable: per completion, whether the answer rule gave it a mask
-            (:func:`seg_r1.segmenter.answer_usable`); unusable answers score 0.
-    """
-
-    answers: list[ParsedAnswer]
-    masks: list[np.ndarray]
-    usable: list[bool]
-
-
-class MaskComputer:
-    """Parses and segments a batch once and shares the result between reward functions.
-
-    ``__call__(completions, images, mode)`` resizes each distinct image to the frame, encodes
-    it once (:func:`seg_r1.segmenter.segment_batch`) and decodes every completion's prompts.
-    The last ``cache_size`` batches are kept, keyed by ``(mode, completion texts, image
-    contents)``: the second reward function of a step gets the same masks without touching
-    the segmenter. ``hits`` / ``misses`` count cache use.
-
-    Args:
-        segmenter: any :class:`seg_r1.segmenter.Segmenter` (built once per process).
-        frame_size: the frame the answers' coordinates refer to (``int`` or ``(h, w)``).
-        cache_size: batches kept.
-        answer_rule: which answers give a mask (:data:`seg_r1.segmenter.ANSWER_RULES`); the
-            default ``"complete"`` is the official reward's (box, points and labels with
-            matching counts), ``"well_formed"`` also scores box-only answers.
-    """
-
-    def __init__(
-        self,
-        segmenter: Segmenter,
-        frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
-        cache_size: int = 4,
-        answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
-    ) -> None:
-        self.segmenter = segmenter
-        self.frame_size = frame_hw(frame_size)
-        self.answer_rule = check_answer_rule(answer_rule)
-        self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, SegmentedBatch] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def __call__(
-        self, completions: Sequence[Any], images: Sequence[Any], mode: Mode
-    ) -> SegmentedBatch:
-        texts = [completion_text(c) for c in completions]
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} images for {len(texts)} completions")
-        arrays: dict[int, np.ndarray] = {}
-        for value in images:
-            if id(value) not in arrays:
-                arrays[id(value)] = image_array(value)
-        keys_by_id = {i: image_key(a) for i, a in arrays.items()}
-        keys = [keys_by_id[id(v)] for v in images]
-        cache_key = (mode, tuple(texts), tuple(keys))
-        if cache_key in self._cache:
-            self.hits += 1
-            self._cache.move_to_end(cache_key)
-            return self._cache[cache_key]
-        self.misses += 1
-        answers = [parse_answer(t, self.frame_size, mode) for t in texts]
-        frames: dict[str, np.ndarray] = {}
-        for i, arr in arrays.items():
-            frames.setdefault(keys_by_id[i], resize_to_frame(arr, self.frame_size))
-        masks = segment_batch(
-            self.segmenter,
-            [frames[k] for k in keys],
-            answers,
-            image_keys=keys,
-            rule=self.answer_rule,
-        )
-        usable = [answer_usable(a, self.answer_rule) for a in answers]
-        batch = SegmentedBatch(answers, masks, usable)
-        self._cache[cache_key] = batch
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return batch
 
 
 # --------------------------------------------------------------------------- rewards
@@ -424,15 +268,56 @@ def prerl_segmentation_reward(
 
 # --------------------------------------------------------------------------- registry
 
-#: YAML name -> reward function.
-REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
-    "format": format_reward,
-    "prerl_format": prerl_format_reward,
-    "segmentation": segmentation_reward,
-    "prerl_segmentation": prerl_segmentation_reward,
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """A registry entry: the reward function and what it needs.
+
+    Attributes:
+        func: TRL's signature, ``func(completions, **columns) -> list[float]``.
+        answer_mode: the grammar it parses answers with (``"full"`` or ``"points"``); a
+            stage's rewards must agree with the stage's (:mod:`seg_r1.tasks`).
+        needs_masks: it scores masks, so a segmenter (and a shared :class:`MaskComputer`) is
+            needed.
+    """
+
+    func: Callable[..., list[float]]
+    answer_mode: Mode
+    needs_masks: bool
+
+
+#: YAML name -> reward (the only place that says what each reward needs).
+REWARDS: dict[str, RewardSpec] = {
+    "format": RewardSpec(format_reward, "full", needs_masks=False),
+    "prerl_format": RewardSpec(prerl_format_reward, "points", needs_masks=False),
+    "segmentation": RewardSpec(segmentation_reward, "full", needs_masks=True),
+    "prerl_segmentation": RewardSpec(prerl_segmentation_reward, "points", needs_masks=True),
 }
-#: Rewards that need masks (and therefore a segmenter).
-MASK_REWARDS: frozenset[str] = frozenset({"segmentation", "prerl_segmentation"})
+#: Views of :data:`REWARDS`: name -> function, and the names that need masks.
+REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {n: r.func for n, r in REWARDS.items()}
+MASK_REWARDS: frozenset[str] = frozenset(n for n, r in REWARDS.items() if r.needs_masks)
+
+
+def needs_masks(names: Sequence[Any]) -> bool:
+    """Whether any registry reward among ``names`` scores masks (other entries -- callables,
+    dotted paths -- are the caller's own and need nothing from us)."""
+    return any(isinstance(n, str) and n in MASK_REWARDS for n in names)
+
+
+def answer_mode_of(names: Sequence[Any]) -> Mode | None:
+    """The answer grammar the registry rewards among ``names`` parse with (``None`` when
+    there are none).
+
+    Raises:
+        ValueError: they disagree (a pre-RL reward mixed with a full-answer one).
+    """
+    modes = {REWARDS[n].answer_mode for n in names if isinstance(n, str) and n in REWARDS}
+    if len(modes) > 1:
+        raise ValueError(
+            f"rewards {[n for n in names if n in REWARDS]} parse answers in different modes "
+            f"{sorted(modes)}: use the prerl_* rewards together, or the full-answer ones"
+        )
+    return modes.pop() if modes else None
 
 
 def get_reward_funcs(
@@ -450,25 +335,25 @@ def get_reward_funcs(
 
     Args:
         names: YAML names, keys of :data:`REWARD_FUNCS`.
-        segmenter: a :class:`~seg_r1.segmenter.Segmenter`, or a backend name (``"sam2"``,
+        segmenter: a :class:`~seg_r1.segmenters.Segmenter`, or a backend name (``"sam2"``,
             ``"classical"``) built with ``segmenter_kwargs`` by
-            :func:`~seg_r1.segmenter.build_segmenter`. Needed by mask-based rewards.
+            :func:`~seg_r1.segmenters.build_segmenter`. Needed by mask-based rewards.
         frame_size: the training frame (SPEC §2: 768).
         segmenter_kwargs: backend arguments when ``segmenter`` is a name.
         mask_computer: share an existing one instead of building one from ``segmenter``
             (its own ``answer_rule`` applies then).
         answer_rule: which answers the segmentation rewards score
-            (:data:`seg_r1.segmenter.ANSWER_RULES`): ``"complete"`` (default, the official
+            (:data:`seg_r1.segmenters.ANSWER_RULES`): ``"complete"`` (default, the official
             reward: 0 unless box, points and labels parse with matching counts) or
             ``"well_formed"`` (lenient: box-only answers are scored too).
 
     Raises:
         ValueError: an unknown name, or a mask-based reward without a segmenter.
     """
-    unknown = [n for n in names if n not in REWARD_FUNCS]
+    unknown = [n for n in names if n not in REWARDS]
     if unknown:
-        raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_FUNCS)}")
-    if any(n in MASK_REWARDS for n in names) and mask_computer is None:
+        raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
+    if needs_masks(names) and mask_computer is None:
         if segmenter is None:
             raise ValueError(
                 f"rewards {sorted(MASK_REWARDS & set(names))} need a segmenter: pass "
@@ -479,8 +364,8 @@ def get_reward_funcs(
         mask_computer = MaskComputer(segmenter, frame_size, answer_rule=answer_rule)
     funcs = []
     for name in names:
-        base = REWARD_FUNCS[name]
-        if name in MASK_REWARDS:
+        base = REWARDS[name].func
+        if REWARDS[name].needs_masks:
             func = functools.partial(base, mask_computer=mask_computer)
         else:
             func = functools.partial(base, frame_size=frame_size)

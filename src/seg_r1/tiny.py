@@ -11,7 +11,7 @@ writes
   with ``AutoProcessor.from_pretrained`` / ``AutoModelForImageTextToText.from_pretrained``.
 * ``OUT/sam2/sam2_tiny.yaml`` + ``OUT/sam2/sam2_tiny.pt`` -- a ~1M-parameter SAM2 built from the
   packaged ``sam2.1_hiera_t.yaml`` with width/depth overrides, saved as ``{"model": state_dict}``
-  like Meta's checkpoints and loaded by the same :func:`seg_r1.sam2_backend.build_sam2_model`.
+  like Meta's checkpoints and loaded by the same :func:`seg_r1.segmenters.sam2.build_sam2_model`.
 
 Everything is deterministic for a given seed. Weights are random: the tiny models exercise
 the real loading, generation and prompting code, not segmentation quality.
@@ -312,7 +312,7 @@ def build_sam2(out: Path, spec: TinySpec, seed: int) -> tuple[Path, Path]:
     """Write ``sam2_tiny.yaml`` (a full config) and ``sam2_tiny.pt`` to ``out``."""
     from omegaconf import OmegaConf
 
-    from seg_r1.sam2_backend import build_sam2_model, load_sam2_config
+    from seg_r1.segmenters.sam2 import build_sam2_model, load_sam2_config
 
     _seed_everything(seed)
     out.mkdir(parents=True, exist_ok=True)

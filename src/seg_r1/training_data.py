@@ -101,7 +101,7 @@ def frame_image(value: Any, frame_size: int) -> Image.Image:
     """An image column value (PIL, path, ``{"path", "bytes"}``) as an RGB PIL image of
     ``frame_size`` x ``frame_size`` pixels (SPEC §2: aspect ratio ignored)."""
     from seg_r1.data import load_image
-    from seg_r1.segmenter import resize_to_frame
+    from seg_r1.frame import resize_to_frame
 
     rgb = np.asarray(load_image(value))
     return Image.fromarray(resize_to_frame(rgb, frame_size))
@@ -295,7 +295,7 @@ class TraceSFTTransform:
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
         from seg_r1.data import load_mask
-        from seg_r1.segmenter import resize_mask
+        from seg_r1.frame import resize_mask
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):

@@ -2,7 +2,7 @@
 
 Conventions: images are ``uint8 (H, W, 3)`` **RGB** arrays; masks ``bool (H, W)`` in the same
 pixel grid; prompt coordinates are pixels of that image (boxes XYXY, points ``(x, y)``), or,
-for :func:`draw_answer`, of the answer's frame (mapped with :func:`seg_r1.answer.frame_to_image`).
+for :func:`draw_answer`, of the answer's frame (mapped with :func:`seg_r1.frame.frame_to_image`).
 Colours: boxes yellow, positive (label 1) points **green**, negative (label 0) points **red**,
 ground truth overlaid in blue, predictions in orange. Every function returns a new array and
 never modifies its input. Text is drawn with OpenCV's Hershey font (ASCII only: other
@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seg_r1.answer import ParsedAnswer, frame_to_image
-from seg_r1.segmenter import resize_mask
+from seg_r1.answer import ParsedAnswer
+from seg_r1.frame import frame_to_image, resize_mask
 
 BOX_COLOR = (255, 215, 0)
 POSITIVE_COLOR = (0, 200, 0)

@@ -32,17 +32,12 @@ from seg_r1.data.foreground import (
     load_foreground_folder,
 )
 from seg_r1.data.io import (
-    SEGMENTATION_COLUMNS,
-    DatasetError,
-    Issue,
-    LoadReport,
     decode_coco_segmentation,
     load_ignore,
     load_image,
     load_mask,
     rasterize_polygon,
     rasterize_reasonseg,
-    segmentation_features,
 )
 from seg_r1.data.manifest import (
     STAGES,
@@ -56,6 +51,13 @@ from seg_r1.data.manifest import (
 )
 from seg_r1.data.reasonseg import load_reasonseg_dataset
 from seg_r1.data.refer import EVAL_SPLITS, REFER_DATASETS, load_refer_dataset
+from seg_r1.data.schema import (
+    SEGMENTATION_COLUMNS,
+    DatasetError,
+    Issue,
+    LoadReport,
+    segmentation_features,
+)
 from seg_r1.data.sft import load_sft_dataset
 
 __all__ = [

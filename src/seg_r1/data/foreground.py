@@ -43,18 +43,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seg_r1.data.io import (
+from seg_r1.data.io import BadFile, inspect_image, inspect_mask
+from seg_r1.data.schema import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
-    BadFile,
     DatasetError,
     LoadReport,
     build_segmentation_dataset,
     check_level,
     default_num_workers,
     finish_report,
-    inspect_image,
-    inspect_mask,
     list_files,
     segmentation_row,
 )

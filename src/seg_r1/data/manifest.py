@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_r1.data.foreground import load_foreground_dataset, load_foreground_folder
-from seg_r1.data.io import (
+from seg_r1.data.schema import (
     SEGMENTATION_COLUMNS,
     DatasetError,
     LoadReport,

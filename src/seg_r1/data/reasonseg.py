@@ -27,17 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from seg_r1.data.io import (
+from seg_r1.data.io import BadFile, inspect_image, is_ignore_label
+from seg_r1.data.schema import (
     IMAGE_EXTENSIONS,
-    BadFile,
     DatasetError,
     LoadReport,
     build_segmentation_dataset,
     check_level,
     default_num_workers,
     finish_report,
-    inspect_image,
-    is_ignore_label,
     list_files,
     segmentation_row,
 )

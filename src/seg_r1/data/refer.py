@@ -36,15 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from seg_r1.data.io import (
-    BadFile,
+from seg_r1.data.io import BadFile, inspect_image
+from seg_r1.data.schema import (
     DatasetError,
     LoadReport,
     build_segmentation_dataset,
     check_level,
     default_num_workers,
     finish_report,
-    inspect_image,
     segmentation_row,
 )
 

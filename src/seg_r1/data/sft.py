@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from seg_r1.data.io import (
-    BadFile,
+from seg_r1.data.io import BadFile, inspect_image
+from seg_r1.data.schema import (
     DatasetError,
     LoadReport,
     check_level,
     default_num_workers,
     finish_report,
-    inspect_image,
 )
 
 logger = logging.getLogger(__name__)

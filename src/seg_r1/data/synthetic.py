@@ -49,7 +49,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seg_r1.data.io import DatasetError, rasterize_polygon
+from seg_r1.data.io import rasterize_polygon
+from seg_r1.data.schema import DatasetError
 
 logger = logging.getLogger(__name__)
 

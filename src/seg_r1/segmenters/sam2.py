@@ -1,4 +1,5 @@
-"""SAM2 loading: the only module of the package that imports ``sam2``.
+"""The ``"sam2"`` backend (Meta's SAM2 package): the only module of the package that imports
+``sam2``.
 
 Conventions
 -----------
@@ -12,7 +13,7 @@ Conventions
   derived from it (the upstream predictor hard-codes them for 1024).
 
 :class:`SAM2Segmenter` wraps the image predictor as the ``"sam2"`` backend of
-:mod:`seg_r1.segmenter` (encode once per image, batched decoding, RGB input; ``bgr_compat``
+:mod:`seg_r1.segmenters` (encode once per image, batched decoding, RGB input; ``bgr_compat``
 reproduces the official code's channel swap only when asked).
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seg_r1.segmenter import BaseSegmenter, PromptSet
+from seg_r1.segmenters.base import BaseSegmenter, PromptSet
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 
 class SAM2Segmenter(BaseSegmenter):
-    """The frozen SAM2 image predictor as a :class:`seg_r1.segmenter.Segmenter` backend.
+    """The frozen SAM2 image predictor as a :class:`seg_r1.segmenters.Segmenter` backend.
 
     ``set_image`` runs the image encoder once and caches the embedding; every prompt set is
     then decoded with ``multimask_output=False`` (SPEC §3) and thresholded at
