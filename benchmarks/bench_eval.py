@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers.utils import logging as hf_logging
 
     from seg_r1.data.synthetic import synthetic_scenes
-    from seg_r1.inference import build_pipeline, resolve_device
+    from seg_r1.inference import PipelineConfig, build_pipeline
+    from seg_r1.policy import resolve_device
     from seg_r1.tiny import build_tiny_checkpoints
 
     hf_logging.disable_progress_bar()
@@ -121,16 +122,16 @@ def main(argv: list[str] | None = None) -> dict:
     sam2_config = args.sam2_config or (str(tiny.sam2_config) if tiny else None)
     sam2_checkpoint = args.sam2_checkpoint or (str(tiny.sam2_checkpoint) if tiny else None)
     device = resolve_device(args.device)
-    pipe = build_pipeline(
-        model_path,
-        task="foreground",
+    config = PipelineConfig(
+        model_path=model_path,
         frame_size=args.frame_size,
         segmenter=args.segmenter,
         device=str(device),
-        sam2_config=sam2_config,
-        sam2_checkpoint=sam2_checkpoint,
         max_new_tokens=args.max_new_tokens,
+        **({"sam2_config": sam2_config} if sam2_config else {}),
+        **({"sam2_checkpoint": sam2_checkpoint} if sam2_checkpoint else {}),
     )
+    pipe = build_pipeline(config, task="foreground")
     scenes = synthetic_scenes(args.n, 0, args.size, "foreground", "test")
     images = [scene.image for scene in scenes]
     pipe.batch_size = args.batch_size

@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_r1.data.synthetic import synthetic_scenes, write_foreground_dataset
+from seg_r1.data.synthetic import synthetic_scenes
+from seg_r1.data.synthetic_trees import write_foreground_dataset
 
 
 def _best(fn, repeats: int) -> tuple[float, float]:

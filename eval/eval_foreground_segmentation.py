@@ -31,15 +31,15 @@ command is run again. Frame 768 by default (SPEC §2).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from seg_r1.data import LoadReport, load_eval_jsonl, load_foreground_dataset
 from seg_r1.evaluation import (
-    add_common_arguments,
-    config_from_args,
+    eval_config,
+    eval_parser,
+    parse_eval_args,
     run_from_args,
     setup_logging,
     write_foreground_report,
@@ -48,10 +48,9 @@ from seg_r1.evaluation import (
 logger = logging.getLogger("eval_foreground")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """``(pipeline, run, data)``: :class:`PipelineConfig`, :class:`RunArguments`, data args."""
+    parser = eval_parser(__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--prompt_path", default=None, help="eval JSONL (image_path, ground_truth)")
     data.add_argument(
@@ -63,42 +62,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--dataset", default=None, help="dataset name (default: the JSONL's stem)")
     data.add_argument("--split", default="test", help="split when reading the real layout")
     data.add_argument("--vis_output_path", required=True, help="output folder")
-    add_common_arguments(parser, "foreground")
-    args = parser.parse_args(argv)
+    pipeline, run, args = parse_eval_args(parser, argv)
     if args.prompt_path is None and args.dataset is None:
         parser.error("give --prompt_path (an eval JSONL) or --dataset (read from --data_root)")
-    return args
+    return pipeline, run, args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.log_level)
+    pipeline, run, args = parse_args(argv)
+    setup_logging(run.log_level)
     if args.prompt_path is not None:
         name = args.dataset or Path(args.prompt_path).stem
-        report = LoadReport(name=name, strict=args.strict)
+        report = LoadReport(name=name, strict=run.strict)
         dataset = load_eval_jsonl(
             args.prompt_path,
             root_dir=args.data_root or ".",
             source=name,
-            strict=args.strict,
+            strict=run.strict,
             report=report,
         )
     else:
         name = args.dataset
-        report = LoadReport(name=name, strict=args.strict)
+        report = LoadReport(name=name, strict=run.strict)
         dataset = load_foreground_dataset(
             name,
             root=args.data_root or "datasets",
             split=args.split,
-            strict=args.strict,
+            strict=run.strict,
             report=report,
         )
     out = Path(args.vis_output_path)
-    work_dir = out / name
-    config = config_from_args(args, "foreground", save_masks=True)
-    records = run_from_args(args, dataset, config, work_dir)
+    config = eval_config(pipeline, run, "foreground", save_masks=True)
+    records = run_from_args(run, dataset, config, out / name)
     table = write_foreground_report(
-        out, name, records, dataset, config, report, report_cases=args.report_cases
+        out, name, records, dataset, config, report, report_cases=run.report_cases
     )
     print(table)
     logger.info("metrics: %s", out / f"{name}_metrics.json")

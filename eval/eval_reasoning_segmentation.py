@@ -29,7 +29,6 @@ records (``predictions.jsonl``) and ``cases_<split>.png``. Re-running resumes.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -40,8 +39,9 @@ from seg_r1.data import LoadReport, load_reasonseg_dataset
 from seg_r1.evaluation import (
     EXPECTED_SAMPLES,
     IGNORE_MODES,
-    add_common_arguments,
-    config_from_args,
+    eval_config,
+    eval_parser,
+    parse_eval_args,
     run_from_args,
     setup_logging,
     split_coverage,
@@ -56,10 +56,9 @@ def split_of(row: dict) -> str:
     return row["split"]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """``(pipeline, run, data)``: :class:`PipelineConfig`, :class:`RunArguments`, data args."""
+    parser = eval_parser(__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--data_root", default="datasets", help="folder holding ReasonSeg/")
     data.add_argument("--split", default="test,val", help="comma list of ReasonSeg splits")
@@ -76,28 +75,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["first", "all"],
         help="first = one sample per image (standard); all = one per query text",
     )
-    add_common_arguments(parser, "reasoning")
-    return parser.parse_args(argv)
+    return parse_eval_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.log_level)
+    pipeline, run, args = parse_args(argv)
+    setup_logging(run.log_level)
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     if not splits:
         raise SystemExit("--split is empty; e.g. --split test,val")
-    reports = {s: LoadReport(name=f"ReasonSeg {s}", strict=args.strict) for s in splits}
+    reports = {s: LoadReport(name=f"ReasonSeg {s}", strict=run.strict) for s in splits}
     parts = [
         load_reasonseg_dataset(
-            s, root=args.data_root, queries=args.queries, strict=args.strict, report=reports[s]
+            s, root=args.data_root, queries=args.queries, strict=run.strict, report=reports[s]
         )
         for s in splits
     ]
     dataset = datasets.concatenate_datasets(parts)
     output = Path(args.output_file)
     work_dir = output.with_suffix("")
-    config = config_from_args(args, "reasoning", ignore_mode=args.ignore_mode)
-    records = run_from_args(args, dataset, config, work_dir, group_fn=split_of)
+    config = eval_config(pipeline, run, "reasoning", ignore_mode=args.ignore_mode)
+    records = run_from_args(run, dataset, config, work_dir, group_fn=split_of)
     # The standard sizes count one sample per image (the first query).
     expected = {
         s: EXPECTED_SAMPLES.get(("ReasonSeg", s)) if args.queries == "first" else None
@@ -113,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     table = write_iou_report(
         output, records, splits, dataset, config, header,
         title="ReasonSeg {group}: reasoning segmentation (frame {frame})",
-        report_cases=args.report_cases, coverages=coverages,
+        report_cases=run.report_cases, coverages=coverages,
     )  # fmt: skip
     print(table)
     logger.info("results: %s", output)

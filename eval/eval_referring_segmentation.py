@@ -32,7 +32,6 @@ Re-running the same command resumes an interrupted run.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -42,8 +41,9 @@ import datasets
 from seg_r1.data import EVAL_SPLITS, REFER_DATASETS, LoadReport, load_refer_dataset
 from seg_r1.evaluation import (
     EXPECTED_SAMPLES,
-    add_common_arguments,
-    config_from_args,
+    eval_config,
+    eval_parser,
+    parse_eval_args,
     run_from_args,
     setup_logging,
     split_coverage,
@@ -69,32 +69,30 @@ def parse_splits(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """``(pipeline, run, data)``: :class:`PipelineConfig`, :class:`RunArguments`, data args."""
+    parser = eval_parser(__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--data_root", default="datasets", help="folder holding Refer_Segm/")
     data.add_argument("--image_root", default=None, help="COCO train2014 images folder")
     data.add_argument("--split", default="all", help="'all' or e.g. refcoco_val,refcocog_test")
     data.add_argument("--output_file", required=True, help="results JSON")
-    add_common_arguments(parser, "referring")
-    return parser.parse_args(argv)
+    return parse_eval_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.log_level)
+    pipeline, run, args = parse_args(argv)
+    setup_logging(run.log_level)
     splits = parse_splits(args.split)
     groups = [f"{name}_{split}" for name, split in splits]
-    reports = {group: LoadReport(name=group, strict=args.strict) for group in groups}
+    reports = {group: LoadReport(name=group, strict=run.strict) for group in groups}
     parts = [
         load_refer_dataset(
             name,
             split,
             root=args.data_root,
             image_root=args.image_root,
-            strict=args.strict,
+            strict=run.strict,
             report=reports[group],
         )
         for (name, split), group in zip(splits, groups)
@@ -102,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = datasets.concatenate_datasets(parts)
     output = Path(args.output_file)
     work_dir = output.with_suffix("")
-    config = config_from_args(args, "referring")
-    records = run_from_args(args, dataset, config, work_dir)
+    config = eval_config(pipeline, run, "referring")
+    records = run_from_args(run, dataset, config, work_dir)
     expected = {g: EXPECTED_SAMPLES.get(s) for g, s in zip(groups, splits)}
     coverages = split_coverage(records, dataset, reports, expected)
     header = {
@@ -113,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     table = write_iou_report(
         output, records, groups, dataset, config, header,
         title="{group}: referring segmentation (frame {frame})",
-        report_cases=args.report_cases, coverages=coverages,
+        report_cases=run.report_cases, coverages=coverages,
     )  # fmt: skip
     print(table)
     logger.info("results: %s", output)

@@ -20,11 +20,8 @@ from seg_r1.data import (
     load_refer_dataset,
     write_eval_jsonl,
 )
-from seg_r1.data.synthetic import (
-    SHAPES,
-    make_scene,
-    shape_polygon,
-    synthetic_scenes,
+from seg_r1.data.synthetic import SHAPES, make_scene, shape_polygon, synthetic_scenes
+from seg_r1.data.synthetic_trees import (
     write_foreground_dataset,
     write_reasoning_dataset,
     write_referring_dataset,

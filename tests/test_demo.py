@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg_r1 import demo_app
+from seg_r1 import demo_app, demo_core
 from seg_r1.answer import format_answer
 from seg_r1.data.synthetic import make_scene, scene_rng
 from seg_r1.segmenters import BaseSegmenter, PromptSet, build_segmenter
@@ -28,16 +28,16 @@ EXIF_ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
-def app(tiny_ckpts, tmp_path_factory) -> demo_app.SegR1Demo:
+def app(tiny_ckpts, tmp_path_factory) -> demo_core.SegR1Demo:
     """The app exactly as ``demo/seg_r1_web_demo.py`` builds it with no model arguments."""
     args = demo_app.build_parser().parse_args(["--tiny_dir", str(tiny_ckpts.root)])
     return demo_app.load_demo(args)
 
 
 @pytest.fixture(scope="module")
-def classical_app(app, tmp_path_factory) -> demo_app.SegR1Demo:
+def classical_app(app, tmp_path_factory) -> demo_core.SegR1Demo:
     """Same policy, GrabCut segmenter: masks that follow the prompts (tiny SAM2's do not)."""
-    return demo_app.SegR1Demo(
+    return demo_core.SegR1Demo(
         app.model, app.processor, build_segmenter("classical", cache=False), tiny=True
     )
 
@@ -199,8 +199,8 @@ def test_app_handles_every_kind_of_image(app, name, make, hw):
     assert result.mask.shape == hw and result.mask.dtype == bool
     assert result.prediction.answer.frame_size == (512, 512)
     shown = result.render(0.5)
-    assert shown.shape == (*demo_app.display_size(hw), 3)
-    assert result.mask_preview().shape == demo_app.display_size(hw)
+    assert shown.shape == (*demo_core.display_size(hw), 3)
+    assert result.mask_preview().shape == demo_core.display_size(hw)
 
 
 def test_app_applies_exif_orientation_from_path_and_pil(app, tmp_path):
@@ -212,18 +212,18 @@ def test_app_applies_exif_orientation_from_path_and_pil(app, tmp_path):
         assert result.image[2, -2, 0] > 180 and result.image[2, 2, 0] < 100
     for orientation, hw in ((3, (20, 40)), (8, (40, 20))):
         save_exif_rotated(path, orientation)
-        assert demo_app.prepare_image(path).shape == (*hw, 3)
+        assert demo_core.prepare_image(path).shape == (*hw, 3)
 
 
 def test_prepare_image_composites_transparency_on_white():
     rgba = np.zeros((4, 4, 4), dtype=np.uint8)
     rgba[0, 0] = (10, 20, 30, 255)
     rgba[0, 1] = (0, 0, 0, 128)
-    out = demo_app.prepare_image(Image.fromarray(rgba, "RGBA"))
+    out = demo_core.prepare_image(Image.fromarray(rgba, "RGBA"))
     assert tuple(out[0, 0]) == (10, 20, 30)
     assert tuple(out[0, 1]) == (127, 127, 127)
     assert (out[1:] == 255).all()
-    grey_alpha = demo_app.prepare_image(Image.new("LA", (3, 2), (0, 0)))
+    grey_alpha = demo_core.prepare_image(Image.new("LA", (3, 2), (0, 0)))
     assert (grey_alpha == 255).all()
 
 
@@ -237,11 +237,11 @@ def test_prepare_image_rejects_unreadable_input(app, tmp_path):
 
 
 def test_display_size_bounds():
-    assert demo_app.display_size((600, 800)) == (600, 800)
-    assert demo_app.display_size((4000, 3000)) == (1600, 1200)
-    assert demo_app.display_size((10, 20)) == (256, 512)
-    assert demo_app.display_size((1, 1)) == (512, 512)
-    assert demo_app.display_size((1, 5000)) == (1, 1600)
+    assert demo_core.display_size((600, 800)) == (600, 800)
+    assert demo_core.display_size((4000, 3000)) == (1600, 1200)
+    assert demo_core.display_size((10, 20)) == (256, 512)
+    assert demo_core.display_size((1, 1)) == (512, 512)
+    assert demo_core.display_size((1, 5000)) == (1, 1600)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +284,7 @@ def test_tiny_policy_answer_is_reported_not_raised(app):
 
 
 def test_empty_mask_is_no_object_found(app):
-    empty = demo_app.SegR1Demo(app.model, app.processor, EmptySegmenter())
+    empty = demo_core.SegR1Demo(app.model, app.processor, EmptySegmenter())
     answer = format_answer([[10, 10, 200, 200]], [[50, 50]], [1], think="x")
     result = empty.run(scene(64).image, "foreground", answer=answer)
     assert result.level == "warning" and "No object found" in result.status
@@ -312,14 +312,14 @@ def test_answer_segments_like_the_pipeline(classical_app, tmp_path):
     px, py = (round(v * 2) for v in summary["points_image_px"][0])
     assert tuple(shown[py, px]) == pytest.approx((0, 200, 0), abs=40)
     # Opacity 0 leaves the inside of the mask untouched; opacity 1 paints it.
-    plain = demo_app._resize_for_display(sc.image, shown.shape[:2])
+    plain = demo_core._resize_for_display(sc.image, shown.shape[:2])
     clear, tinted = result.render(0.0), result.render(1.0)
-    shown_mask = demo_app.resize_mask(result.mask, shown.shape[:2]).astype(np.uint8)
+    shown_mask = demo_core.resize_mask(result.mask, shown.shape[:2]).astype(np.uint8)
     depth = cv2.distanceTransform(shown_mask, cv2.DIST_L2, 3)
     deep = np.argwhere(depth >= 6)  # away from the contour
     far = deep[np.hypot(deep[:, 0] - py, deep[:, 1] - px).argmax()]  # and from the point
     assert (clear[tuple(far)] == plain[tuple(far)]).all()
-    assert tuple(tinted[tuple(far)]) == demo_app.PRED_COLOR
+    assert tuple(tinted[tuple(far)]) == demo_core.PRED_COLOR
 
     path = classical_app.save_mask(result)
     saved = np.asarray(Image.open(path))
@@ -328,11 +328,11 @@ def test_answer_segments_like_the_pipeline(classical_app, tmp_path):
 
 
 def test_reasoning_query_types_and_think_text():
-    assert demo_app.reasoning_query_type("What can cut paper?") == "sentence"
-    assert demo_app.reasoning_query_type("Segment the knife. ") == "sentence"
-    assert demo_app.reasoning_query_type("Knife") == "phrase"
-    assert demo_app.reasoning_text("<think> a </think> x <think>b</think>") == "a\n\nb"
-    assert demo_app.reasoning_text("no think") == ""
+    assert demo_core.reasoning_query_type("What can cut paper?") == "sentence"
+    assert demo_core.reasoning_query_type("Segment the knife. ") == "sentence"
+    assert demo_core.reasoning_query_type("Knife") == "phrase"
+    assert demo_core.reasoning_text("<think> a </think> x <think>b</think>") == "a\n\nb"
+    assert demo_core.reasoning_text("no think") == ""
 
 
 def test_reasoning_prompt_follows_the_query_type(app):
@@ -353,8 +353,8 @@ def test_examples_are_drawn_once_and_cover_every_task(tmp_path):
 
 
 def test_mask_files_for_download_are_pruned(app, tmp_path):
-    small = demo_app.SegR1Demo(app.model, app.processor, app.segmenter, work_dir=tmp_path)
+    small = demo_core.SegR1Demo(app.model, app.processor, app.segmenter, work_dir=tmp_path)
     result = small.run(scene(32).image, "foreground", frame_size=256)
-    paths = [small.save_mask(result) for _ in range(demo_app.KEEP_MASK_FILES + 5)]
-    assert len(list(tmp_path.glob("mask_*"))) == demo_app.KEEP_MASK_FILES
+    paths = [small.save_mask(result) for _ in range(demo_core.KEEP_MASK_FILES + 5)]
+    assert len(list(tmp_path.glob("mask_*"))) == demo_core.KEEP_MASK_FILES
     assert paths[-1].is_file() and paths[-1].name == "seg_r1_mask.png"

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg_r1 import demo_app
+from seg_r1 import demo_app, demo_core
 from seg_r1.answer import format_answer
 from seg_r1.data.synthetic import make_scene, scene_rng
 
@@ -115,7 +115,7 @@ def _scene_file(folder: Path) -> tuple[Path, str]:
     box but off the object (where one exists)."""
     scene = make_scene(scene_rng(0, "browser", 22), size=384, camouflaged=False)  # a cross
     mask = scene.masks[0]
-    scale = demo_app.DEFAULT_FRAME_SIZE / mask.shape[0]
+    scale = demo_core.DEFAULT_FRAME_SIZE / mask.shape[0]
     ys, xs = np.nonzero(mask)
     x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)

@@ -63,7 +63,7 @@ def test_masks_answers_metrics_and_report_are_written(run, setup):
     metrics = result["metrics"]
     assert metrics["n"] == N_IMAGES
     assert 0.0 < metrics["Smeasure"] < 1.0 and 0.0 < metrics["gIoU"] < 1.0
-    assert result["config"]["frame_size"] == 128 and result["config"]["bgr_compat"] is False
+    assert result["config"]["frame_size"] == 128 and result["config"]["sam2_bgr_compat"] is False
     table = (out / "synthetic_metrics.md").read_text()
     assert table.startswith(format_sod_table({"synthetic": metrics}))
     assert (out / "synthetic_cases.png").is_file()
@@ -192,7 +192,7 @@ def test_real_sam2_backend_with_bgr_compat_runs(setup, tiny_ckpts, tmp_path):
     assert script.main(argv) == 0
     result = json.loads((out / "synthetic_metrics.json").read_text())
     assert result["metrics"]["n"] == 2
-    assert result["config"]["segmenter"] == "sam2" and result["config"]["bgr_compat"] is True
+    assert result["config"]["segmenter"] == "sam2" and result["config"]["sam2_bgr_compat"] is True
     assert len(list((out / "synthetic" / "masks").rglob("*.png"))) == 2
 
 

@@ -84,7 +84,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     foreground: 6 test images (synthetic COD10K layout, 96 px); referring: refcoco val (4
     images) + testA (2 images); reasoning: ReasonSeg val (5) + test (4).
     """
-    from seg_r1.data.synthetic import (
+    from seg_r1.data.synthetic_trees import (
         write_foreground_dataset,
         write_reasoning_dataset,
         write_referring_dataset,
@@ -138,7 +138,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_scripted_policy_answers_the_script(tiny_ckpts, tmp_path_factory):
-    from seg_r1.inference import SegR1Pipeline, load_policy
+    from seg_r1.inference import SegR1Pipeline
+    from seg_r1.policy import load_policy
     from seg_r1.segmenters import ClassicalSegmenter
 
     model, processor = load_policy(scripted_policy_dir(tiny_ckpts, tmp_path_factory))

@@ -12,13 +12,8 @@ from test_eval_support import SCRIPTED_ANSWER, TEST_FRAME, scripted_policy_dir
 from seg_r1.answer import parse_answer
 from seg_r1.evaluation import torch_threads
 from seg_r1.frame import resize_mask, resize_to_frame
-from seg_r1.inference import (
-    PolicyLoadError,
-    SegR1Pipeline,
-    load_policy,
-    pixel_bounds,
-    resolve_attn_implementation,
-)
+from seg_r1.inference import SegR1Pipeline
+from seg_r1.policy import PolicyLoadError, load_policy, pixel_bounds, resolve_attn_implementation
 from seg_r1.segmenters import ClassicalSegmenter
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_r1 import quickstart
+from seg_r1 import baselines, quickstart
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from seg_r1.data.synthetic import write_foreground_dataset
+    from seg_r1.data.synthetic_trees import write_foreground_dataset
 
     root = tmp_path_factory.mktemp("qs_data")
     size = quickstart.FRAME_SIZE
@@ -24,12 +24,12 @@ def test_constant_answer_is_the_best_of_its_candidates(scenes, monkeypatch):
     from seg_r1.answer import parse_answer
     from seg_r1.segmenters import build_segmenter
 
-    monkeypatch.setattr(quickstart, "SEARCH_IMAGES", 4)
-    monkeypatch.setattr(quickstart, "SCORE_IMAGES", 4)
-    monkeypatch.setattr(quickstart, "BOX_STEPS", (56,))
+    monkeypatch.setattr(baselines, "SEARCH_IMAGES", 4)
+    monkeypatch.setattr(baselines, "SCORE_IMAGES", 4)
+    monkeypatch.setattr(baselines, "BOX_STEP_DIVISORS", (4,))  # 56 pixels at 224
     images, gts = quickstart._examples(scenes, "train")
     segmenter = build_segmenter("classical")
-    box_only, answer, train_iou = quickstart.fit_constant_answer(images, gts, segmenter)
+    box_only, answer, train_iou = baselines.fit_constant_answer(images, gts, segmenter, 224)
 
     parsed, parsed_box = parse_answer(answer, 224), parse_answer(box_only, 224)
     assert parsed.ok and parsed_box.ok  # usable prompts (no <think>: not a full answer)
@@ -59,7 +59,7 @@ def test_constant_answer_is_the_best_of_its_candidates(scenes, monkeypatch):
     assert train_iou == pytest.approx(independent_iou(answer), abs=1e-12)
     others = [
         box_only,
-        *quickstart.KNOWN_CONSTANT_ANSWERS,
+        *baselines.KNOWN_CONSTANT_ANSWERS,
         "<bbox>[56,56,168,168]</bbox>",
         "<bbox>[0,0,224,224]</bbox>",
     ]
@@ -86,7 +86,7 @@ def test_stage_keeps_checkpoints_and_resumes(tiny_ckpts, scenes, tmp_path, monke
     assert again.state.global_step == 3
     assert (out / "checkpoint-3").is_dir()
     # without resume, a folder that holds checkpoints is refused (not silently mixed)
-    from seg_r1.configs import LaunchError
+    from seg_r1.launch import LaunchError
 
     with pytest.raises(LaunchError, match="already holds checkpoints"):
         quickstart.run_stage("sft", tiny_ckpts.policy, scenes, out, 3, 0)

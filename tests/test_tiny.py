@@ -181,3 +181,15 @@ def test_cli_writes_both_checkpoints(tmp_path):
     assert (out / "policy" / "tokenizer.json").is_file()
     assert (out / "sam2" / "sam2_tiny.pt").is_file()
     assert (out / "sam2" / "sam2_tiny.yaml").is_file()
+
+
+def test_tokenizer_corpus_does_not_follow_new_prompts(monkeypatch):
+    """The tiny tokenizer's corpus is frozen: a prompt added to seg_r1.prompts must not change
+    the BPE merges (the quickstart's result depends on them; adding SYSTEM_PROMPT_SFT once
+    moved its held-out IoU from 0.85 to 0.11)."""
+    from seg_r1 import prompts, tiny
+
+    before = tiny._tokenizer_corpus()
+    monkeypatch.setattr(prompts, "SYSTEM_PROMPT_NEW", "a brand new prompt", raising=False)
+    assert tiny._tokenizer_corpus() == before
+    assert prompts.SYSTEM_PROMPT_RL in before and prompts.SYSTEM_PROMPT_SFT not in before

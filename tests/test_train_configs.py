@@ -10,13 +10,12 @@ import yaml
 
 from seg_r1.configs import (
     GRPOScriptArguments,
-    LaunchError,
     SegR1GRPOConfig,
     SegR1ModelConfig,
     SFTScriptArguments,
     parse_dataset_spec,
-    resolve_checkpoint,
 )
+from seg_r1.launch import LaunchError, resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "configs").glob("*.yaml")) + sorted(
@@ -204,7 +203,7 @@ def test_resolve_checkpoint(tmp_path):
 
 
 def test_missing_inputs_fail_with_instructions(tmp_path):
-    from seg_r1.configs import check_model_path, check_sam2
+    from seg_r1.launch import check_model_path, check_sam2
 
     with pytest.raises(LaunchError, match="python -m seg_r1.tiny"):
         check_model_path(SegR1ModelConfig(model_name_or_path=str(tmp_path / "nope")))

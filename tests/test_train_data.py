@@ -21,7 +21,7 @@ from seg_r1.training_data import (
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from seg_r1.data.synthetic import write_foreground_dataset, write_referring_dataset
+    from seg_r1.data.synthetic_trees import write_foreground_dataset, write_referring_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_foreground_dataset(root, 6, seed=0, size=96, split="train")

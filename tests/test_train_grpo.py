@@ -36,7 +36,7 @@ def length_reward(completions, **kwargs):
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from seg_r1.data.synthetic import write_foreground_dataset, write_referring_dataset
+    from seg_r1.data.synthetic_trees import write_foreground_dataset, write_referring_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_foreground_dataset(root, 16, seed=0, size=112, split="train")

@@ -29,7 +29,7 @@ def length_reward(completions, **kwargs):
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from seg_r1.data.synthetic import write_foreground_dataset
+    from seg_r1.data.synthetic_trees import write_foreground_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_foreground_dataset(root, 16, seed=0, size=112, split="train")
@@ -82,7 +82,7 @@ def test_resume_gives_the_uninterrupted_run(tiny_ckpts, synthetic_root, tmp_path
 
 
 def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_ckpts, synthetic_root, tmp_path):
-    from seg_r1.configs import LaunchError
+    from seg_r1.launch import LaunchError
 
     (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
     with pytest.raises(LaunchError, match="RESUME=1"):

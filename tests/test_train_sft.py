@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from seg_r1.data.synthetic import write_foreground_dataset
+    from seg_r1.data.synthetic_trees import write_foreground_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_foreground_dataset(root, 8, seed=0, size=112, split="train")

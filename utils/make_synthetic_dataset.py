@@ -25,7 +25,7 @@ import time
 
 try:
     from seg_r1.data import DatasetError
-    from seg_r1.data.synthetic import (
+    from seg_r1.data.synthetic_trees import (
         write_foreground_dataset,
         write_reasoning_dataset,
         write_referring_dataset,

@@ -39,14 +39,15 @@ import trl
 
 from seg_r1.data import FOREGROUND_DATASETS, REFER_DATASETS
 from seg_r1.rewards import REWARD_FUNCS, answer_mode_of, needs_masks
-from seg_r1.segmenters import DEFAULT_TRAIN_ANSWER_RULE, check_answer_rule
-from seg_r1.segmenters.sam2 import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+from seg_r1.segmenters import (
+    DEFAULT_TRAIN_ANSWER_RULE,
+    SegmenterConfig,
+    check_answer_rule,
+)
 from seg_r1.tasks import STAGES, get_task
 
 logger = logging.getLogger(__name__)
 
-SEGMENTERS: tuple[str, ...] = ("sam2", "classical")
-SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 #: Dataset names a ``datasets`` entry may start with (besides ``stage:<name>``): the adapters'
 #: own ``FOREGROUND_DATASETS`` and ``REFER_DATASETS`` (``seg_r1.data``), and this one.
@@ -181,8 +182,9 @@ class SegR1DataArguments:
 
 
 @dataclass
-class GRPOScriptArguments(SegR1DataArguments):
-    """Stage, data, frame, rewards and segmenter of a GRPO run (pre-RL, RL or SOD)."""
+class GRPOScriptArguments(SegmenterConfig, SegR1DataArguments):
+    """Stage, data, frame, rewards and segmenter of a GRPO run (pre-RL, RL or SOD); the
+    segmenter options are :class:`seg_r1.segmenters.SegmenterConfig`'s (declared once)."""
 
     stage: str = field(
         default="rl",
@@ -210,45 +212,6 @@ class GRPOScriptArguments(SegR1DataArguments):
             "Weights: reward_weights (TRL option, default 1 each)."
         },
     )
-    segmenter: str = field(
-        default="sam2",
-        metadata={
-            "help": "Mask backend of the segmentation reward: 'sam2' (the frozen SAM2 of the "
-            "paper) or 'classical' (OpenCV GrabCut seeded by the prompts; CPU tests only)."
-        },
-    )
-    sam2_config: str = field(
-        default=DEFAULT_SAM2_CONFIG,
-        metadata={"help": "SAM2 config: a packaged name (sam2.1_hiera_l.yaml) or a YAML path."},
-    )
-    sam2_checkpoint: str = field(
-        default=DEFAULT_SAM2_CHECKPOINT,
-        metadata={
-            "help": "SAM2 weights ({'model': state_dict} .pt); get them with third_party/README.md."
-        },
-    )
-    sam2_device: str | None = field(
-        default=None,
-        metadata={
-            "help": "Device of SAM2; null = the device of each training process (every rank "
-            "holds its own frozen copy, no GPU is set aside for it)."
-        },
-    )
-    sam2_dtype: str = field(
-        default="float32",
-        metadata={"help": "SAM2 compute dtype: 'float32' or 'bfloat16' (autocast)."},
-    )
-    sam2_bgr_compat: bool = field(
-        default=False,
-        metadata={
-            "help": "Swap R and B before SAM2 to reproduce the official code's defect (SPEC "
-            "§3). Only for reproducing official numbers."
-        },
-    )
-    classical_iterations: int = field(
-        default=3,
-        metadata={"help": "GrabCut iterations of the 'classical' segmenter (SPEC §9: 3)."},
-    )
     answer_rule: str = field(
         default=DEFAULT_TRAIN_ANSWER_RULE,
         metadata={
@@ -261,7 +224,8 @@ class GRPOScriptArguments(SegR1DataArguments):
     )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        SegR1DataArguments.__post_init__(self)
+        SegmenterConfig.__post_init__(self)
         check_answer_rule(self.answer_rule)
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
@@ -282,12 +246,6 @@ class GRPOScriptArguments(SegR1DataArguments):
                 )
             for name in self.reward_funcs:
                 import_reward(name)  # raises with the fix when unknown
-        if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.segmenter!r}")
-        if self.sam2_dtype not in SAM2_DTYPES:
-            raise ValueError(f"sam2_dtype must be one of {SAM2_DTYPES}, got {self.sam2_dtype!r}")
-        if self.classical_iterations < 1:
-            raise ValueError(f"classical_iterations must be >= 1, got {self.classical_iterations}")
 
     @property
     def answer_mode(self) -> str:
@@ -309,21 +267,6 @@ class GRPOScriptArguments(SegR1DataArguments):
         """:attr:`reward_names` for :class:`seg_r1.trainer.SegR1GRPOTrainer`: registry names
         stay names (the trainer builds them around its segmenter), dotted paths are imported."""
         return [import_reward(name) for name in self.reward_names]
-
-    def segmenter_kwargs(self, device: str) -> dict[str, Any]:
-        """Keyword arguments of :func:`seg_r1.segmenters.build_segmenter` for this run.
-
-        ``device`` is the training process's device, used when ``sam2_device`` is null.
-        """
-        if self.segmenter == "classical":
-            return {"iterations": self.classical_iterations}
-        return {
-            "config": self.sam2_config,
-            "checkpoint": self.sam2_checkpoint,
-            "device": self.sam2_device or device,
-            "dtype": self.sam2_dtype,
-            "bgr_compat": self.sam2_bgr_compat,
-        }
 
 
 @dataclass
@@ -436,160 +379,3 @@ class SegR1GRPOConfig(trl.GRPOConfig):
             raise ValueError(
                 f"visualization_steps must be >= 0 (0 = off), got {self.visualization_steps}"
             )
-
-
-# --------------------------------------------------------------------------- resolving at launch
-
-
-class LaunchError(RuntimeError):
-    """A recipe points at something that is not there; the message says how to fix it."""
-
-
-#: Path prefixes that are always local folders (never a hub model id).
-_LOCAL_PREFIXES = (".", "/", "~", "runs/", "third_party/", "outputs/", "checkpoints/")
-
-
-def is_local_path(name: str) -> bool:
-    """Whether ``name`` names a local folder rather than a hub model id (``org/name``)."""
-    from pathlib import Path
-
-    if Path(name).exists() or name.startswith(_LOCAL_PREFIXES) or name.count("/") != 1:
-        return True
-    return Path(name.split("/")[0]).is_dir()
-
-
-def check_model_path(model_args: trl.ModelConfig) -> None:
-    """Fail early when the policy checkpoint is missing.
-
-    Raises:
-        LaunchError: no ``model_name_or_path``, or a local path that does not exist.
-    """
-    from pathlib import Path
-
-    name = model_args.model_name_or_path
-    if not name:
-        raise LaunchError(
-            "model_name_or_path is not set: put it in the recipe or pass --model_name_or_path "
-            "(MODEL_PATH in the launchers), e.g. Qwen/Qwen2.5-VL-3B-Instruct"
-        )
-    if is_local_path(name) and not (Path(name) / "config.json").is_file():
-        raise LaunchError(
-            f"policy checkpoint {name!r} not found (no config.json). Use the output folder of "
-            "the previous stage (scripts/run_prerl.sh -> runs/prerl), a hub id such as "
-            "Qwen/Qwen2.5-VL-3B-Instruct (downloaded on first use, or fetched beforehand with "
-            "`huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct --local-dir DIR`), or tiny "
-            "CPU weights from `python -m seg_r1.tiny --out runs/tiny` (runs/tiny/policy)."
-        )
-
-
-def check_sam2(script_args: GRPOScriptArguments) -> None:
-    """Fail early when the SAM2 checkpoint of a SAM2-scored run is missing.
-
-    Raises:
-        LaunchError: ``segmenter='sam2'``, a mask-based reward, and no checkpoint file.
-    """
-    from pathlib import Path
-
-    if script_args.segmenter != "sam2" or not script_args.needs_masks:
-        return
-    if not Path(script_args.sam2_checkpoint).is_file():
-        raise LaunchError(
-            f"SAM2 checkpoint {script_args.sam2_checkpoint!r} not found. Get "
-            "sam2.1_hiera_large.pt as described in third_party/README.md (expected at "
-            f"{DEFAULT_SAM2_CHECKPOINT}) or pass --sam2_checkpoint (SAM2_CHECKPOINT in the "
-            "launchers); for CPU tests use tiny weights (`python -m seg_r1.tiny --out "
-            "runs/tiny`: runs/tiny/sam2/sam2_tiny.pt with runs/tiny/sam2/sam2_tiny.yaml) or "
-            "--segmenter classical."
-        )
-
-
-def resolve_checkpoint(training_args: Any) -> str | None:
-    """The checkpoint to resume from, from ``resume_from_checkpoint``:
-
-    * ``null`` -- start fresh; refused when ``output_dir`` already holds ``checkpoint-*``
-      folders (mixing two runs in one folder breaks resuming);
-    * ``latest`` (or ``true``) -- the last ``checkpoint-*`` in ``output_dir``;
-    * a path -- that checkpoint.
-
-    Raises:
-        LaunchError: the cases above that cannot work, with the fix.
-    """
-    from pathlib import Path
-
-    from transformers.trainer_utils import get_last_checkpoint
-
-    output_dir = Path(training_args.output_dir)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("", "false", "none", "no"):
-        if last is not None:
-            raise LaunchError(
-                f"{output_dir} already holds checkpoints (last: {last}). Resume with "
-                "--resume_from_checkpoint latest (RESUME=1 in the launchers), or choose another "
-                "output_dir (OUTPUT_DIR), or delete it."
-            )
-        return None
-    if str(value).lower() in ("latest", "true", "yes", "1"):
-        if last is None:
-            raise LaunchError(
-                f"resume requested but {output_dir} holds no checkpoint-* folder; start without "
-                "RESUME / --resume_from_checkpoint, or point output_dir at the earlier run."
-            )
-        return last
-    if not Path(value).is_dir():
-        raise LaunchError(f"resume_from_checkpoint {value!r} is not a checkpoint folder")
-    return str(value)
-
-
-def load_processor(model_args: SegR1ModelConfig) -> Any:
-    """The policy's processor with left padding (TRL generation) and, when set in the config,
-    the pixel bounds ``min_pixels``/``max_pixels`` (module doc: frame and pixel bounds)."""
-    from transformers import AutoProcessor
-
-    from seg_r1.inference import set_pixel_bounds
-
-    processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, padding_side="left"
-    )
-    set_pixel_bounds(processor, model_args.min_pixels, model_args.max_pixels)
-    return processor
-
-
-def model_init_kwargs(model_args: trl.ModelConfig) -> dict[str, Any]:
-    """``from_pretrained`` keyword arguments of the policy (TRL's ``model_init_kwargs``)."""
-    return {
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-    }
-
-
-def setup_logging(training_args: Any, *arguments: Any) -> None:
-    """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1;
-    every rank says who it is, and the main rank logs the other ``arguments`` dataclasses."""
-    import sys
-
-    import datasets
-    import transformers
-
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stderr)],
-    )
-    level = training_args.get_process_log_level()
-    logging.getLogger("seg_r1").setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    # Warning level: replicas only log warnings, and each rank should say who it is.
-    logger.warning(
-        "process %d of %d on %s, bf16 %s",
-        training_args.process_index,
-        training_args.world_size,
-        training_args.device,
-        training_args.bf16,
-    )
-    for args in arguments:
-        logger.info("%s %s", type(args).__name__, args)

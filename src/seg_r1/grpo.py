@@ -18,11 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from seg_r1.configs import (
-    GRPOScriptArguments,
+from seg_r1.configs import GRPOScriptArguments, SegR1GRPOConfig, SegR1ModelConfig
+from seg_r1.launch import (
     LaunchError,
-    SegR1GRPOConfig,
-    SegR1ModelConfig,
     check_model_path,
     check_sam2,
     load_processor,
@@ -30,6 +28,9 @@ from seg_r1.configs import (
     resolve_checkpoint,
     setup_logging,
 )
+from seg_r1.segmenters import build_segmenter
+from seg_r1.trainer import SegR1GRPOTrainer, train_and_save
+from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,6 @@ def main(
     """
     from transformers import set_seed
     from trl import get_peft_config
-
-    from seg_r1.segmenters import build_segmenter
-    from seg_r1.trainer import SegR1GRPOTrainer, train_and_save
-    from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
     set_seed(training_args.seed)
     setup_logging(training_args, script_args, model_args)

@@ -34,11 +34,9 @@ Devices: the policy lives on ``device`` (``load_policy``), the segmenter on its 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,11 +45,21 @@ from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, parse_answer
 from seg_r1.frame import resize_mask, resize_to_frame
+from seg_r1.policy import (
+    ATTN_IMPLEMENTATIONS,
+    DTYPES,
+    load_policy,
+    resolve_device,
+    set_pixel_bounds,
+)
 from seg_r1.prompts import build_chat
 from seg_r1.segmenters import (
+    ANSWER_RULES,
     DEFAULT_EVAL_ANSWER_RULE,
     Segmenter,
+    SegmenterConfig,
     answer_usable,
+    build_segmenter,
     check_answer_rule,
     segment_batch,
 )
@@ -59,162 +67,10 @@ from seg_r1.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
-DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "float32")
-ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("flash_attention_2", "sdpa", "eager")
 #: Room for a reasoning trace plus prompts; Seg-R1 answers are typically 100-300 tokens.
 DEFAULT_MAX_NEW_TOKENS = 1024
 
 ImageLike = Image.Image | np.ndarray
-
-
-class PolicyLoadError(RuntimeError):
-    """The policy checkpoint cannot be loaded as asked (message says how to fix it)."""
-
-
-# --------------------------------------------------------------------------- devices / dtypes
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/``None`` -> ``cuda:0`` when CUDA is available, else ``cpu``.
-
-    Raises:
-        PolicyLoadError: a CUDA device is asked for on a machine without CUDA.
-    """
-    if device is None or str(device) == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PolicyLoadError(f"device {device!r} asked for, but CUDA is not available here")
-    return dev
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` -> bfloat16 on a GPU that supports it, float32 otherwise."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, dtype)
-
-
-def resolve_attn_implementation(
-    attn_implementation: str | None, device: torch.device, dtype: torch.dtype
-) -> str:
-    """``None`` -> ``flash_attention_2`` on CUDA in bf16/fp16 when ``flash_attn`` is installed,
-    ``sdpa`` otherwise. An explicit ``flash_attention_2`` that cannot work raises."""
-    flash_ok = (
-        device.type == "cuda"
-        and dtype in (torch.bfloat16, torch.float16)
-        and importlib.util.find_spec("flash_attn") is not None
-    )
-    if attn_implementation is None:
-        return "flash_attention_2" if flash_ok else "sdpa"
-    if attn_implementation not in ATTN_IMPLEMENTATIONS:
-        raise ValueError(
-            f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}"
-        )
-    if attn_implementation == "flash_attention_2" and not flash_ok:
-        raise PolicyLoadError(
-            "flash_attention_2 needs a CUDA device, dtype bfloat16/float16 and the flash-attn "
-            f"package (device={device}, dtype={dtype}); use attn_implementation='sdpa' or "
-            "install it with WITH_FLASH_ATTN=1 bash setup.sh"
-        )
-    return attn_implementation
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_policy(
-    model_path: str | Path,
-    device: str | torch.device = "cpu",
-    dtype: str = "auto",
-    attn_implementation: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-) -> tuple[Any, Any]:
-    """Load a Seg-R1 / Qwen2.5-VL policy and its processor for inference.
-
-    Args:
-        model_path: checkpoint directory (``config.json`` + weights + processor files) or a
-            hub id already in the local cache.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
-        dtype: ``"auto"`` (bf16 on a GPU that supports it, fp32 otherwise), ``"bfloat16"``,
-            ``"float16"`` or ``"float32"``.
-        attn_implementation: ``None`` = flash_attention_2 on GPU (bf16/fp16, flash-attn
-            installed), sdpa otherwise; or one of :data:`ATTN_IMPLEMENTATIONS`.
-        min_pixels, max_pixels: the processor's pixel bounds (``None`` keeps the checkpoint's
-            ``preprocessor_config``); they decide the 28-multiple size the model sees.
-
-    Returns:
-        ``(model, processor)``: the model in eval mode on ``device``; the processor pads on
-        the LEFT (needed for batched generation).
-
-    Raises:
-        PolicyLoadError: the checkpoint is missing or cannot be loaded (message says why).
-    """
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    path = Path(model_path)
-    if path.exists() and not (path / "config.json").is_file():
-        raise PolicyLoadError(
-            f"{model_path} is not a checkpoint directory (no config.json); pass the folder "
-            "written by save_pretrained (or build tiny test weights with "
-            "`python -m seg_r1.tiny --out runs/tiny` and use runs/tiny/policy)"
-        )
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    attn = resolve_attn_implementation(attn_implementation, dev, torch_dtype)
-    try:
-        processor = AutoProcessor.from_pretrained(model_path)
-        model = AutoModelForImageTextToText.from_pretrained(
-            model_path, dtype=torch_dtype, attn_implementation=attn
-        )
-    except OSError as exc:
-        raise PolicyLoadError(
-            f"cannot load the policy from {model_path!r} ({exc}). Pass a local checkpoint "
-            "directory; this machine may not reach the model hub."
-        ) from exc
-    set_pixel_bounds(processor, min_pixels, max_pixels)
-    processor.tokenizer.padding_side = "left"
-    model = model.to(dev).eval()
-    logger.info(
-        "policy %s on %s (%s, %s attention, %.1fM parameters)",
-        model_path,
-        dev,
-        str(torch_dtype).removeprefix("torch."),
-        attn,
-        sum(p.numel() for p in model.parameters()) / 1e6,
-    )
-    return model, processor
-
-
-def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
-    """Override the image processor's pixel bounds (``None`` keeps the current value).
-
-    Raises:
-        ValueError: ``min_pixels > max_pixels`` or non-positive bounds.
-    """
-    if min_pixels is None and max_pixels is None:
-        return
-    image_processor = processor.image_processor
-    size = dict(image_processor.size)
-    low = int(min_pixels if min_pixels is not None else size["shortest_edge"])
-    high = int(max_pixels if max_pixels is not None else size["longest_edge"])
-    if low <= 0 or high < low:
-        raise ValueError(f"need 0 < min_pixels <= max_pixels, got {low}, {high}")
-    image_processor.size = {"shortest_edge": low, "longest_edge": high}
-
-
-def pixel_bounds(processor: Any) -> tuple[int, int]:
-    """The processor's ``(min_pixels, max_pixels)``."""
-    size = processor.image_processor.size
-    return int(size["shortest_edge"]), int(size["longest_edge"])
-
-
-# --------------------------------------------------------------------------- pipeline
 
 
 @dataclass(frozen=True, eq=False)
@@ -464,60 +320,129 @@ class SegR1Pipeline:
         ]
 
 
-def build_pipeline(
-    model_path: str | Path,
-    task: str = "foreground",
-    frame_size: int | None = None,
-    segmenter: str = "sam2",
-    device: str = "auto",
-    sam2_device: str | None = None,
-    dtype: str = "auto",
-    attn_implementation: str | None = None,
-    sam2_config: str | Path | None = None,
-    sam2_checkpoint: str | Path | None = None,
-    sam2_dtype: str = "float32",
-    bgr_compat: bool = False,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    batch_size: int = 8,
-    repetition_penalty: float = 1.0,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
-) -> SegR1Pipeline:
-    """Load the policy and build the segmenter, then the pipeline (eval scripts and demo).
+@dataclass
+class PipelineConfig(SegmenterConfig):
+    """Everything that decides what the inference pipeline answers: the policy, generation, the
+    frame and the answer rule, plus the segmenter (:class:`SegmenterConfig`). The evaluation
+    config extends it and the demo parses it (``HfArgumentParser``); :func:`build_pipeline`
+    is the one builder."""
 
-    ``frame_size=None`` takes SPEC §2's size for ``task`` (:mod:`seg_r1.tasks`).
-    ``sam2_device=None`` puts the segmenter on the policy's device. ``bgr_compat`` reproduces
-    the official code's R/B swap before SAM2 (SAM2 only; the classical segmenter ignores it).
-    """
-    from seg_r1.segmenters import build_segmenter
-    from seg_r1.segmenters.sam2 import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
-
-    policy_device = resolve_device(device)
-    model, processor = load_policy(
-        model_path, policy_device, dtype, attn_implementation, min_pixels, max_pixels
+    model_path: str | None = field(
+        default=None,
+        metadata={"help": "Seg-R1 policy checkpoint directory (save_pretrained layout)."},
     )
-    if segmenter == "sam2":
-        seg = build_segmenter(
-            "sam2",
-            config=str(sam2_config or DEFAULT_SAM2_CONFIG),
-            checkpoint=str(sam2_checkpoint or DEFAULT_SAM2_CHECKPOINT),
-            device=str(resolve_device(sam2_device) if sam2_device else policy_device),
-            dtype=sam2_dtype,
-            bgr_compat=bgr_compat,
-        )
-    else:
-        if bgr_compat:
-            logger.warning("bgr_compat only affects the sam2 segmenter; ignored for %s", segmenter)
-        seg = build_segmenter(segmenter)
+    frame_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Side of the square frame the image is resized to; the answer's "
+            "coordinates refer to it (null: the task's, SPEC §2: 768 foreground, 1024 "
+            "referring / reasoning / demo)."
+        },
+    )
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Generation budget (null: the task's official evaluation budget, 1024 "
+            "foreground, 512 referring / reasoning)."
+        },
+    )
+    batch_size: int = field(default=8, metadata={"help": "Images per generate call."})
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={
+            "help": "1.0 = plain greedy decoding; Qwen2.5-VL's shipped generation_config has "
+            "1.05, which the official scripts' bare generate() applies."
+        },
+    )
+    dtype: str = field(default="auto", metadata={"help": "Policy dtype.", "choices": list(DTYPES)})
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Policy attention (null: flash_attention_2 on GPU when installed, else sdpa).",
+            "choices": list(ATTN_IMPLEMENTATIONS),
+        },
+    )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "Processor pixel bound (null: the checkpoint's)."}
+    )
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Processor pixel bound (null: the checkpoint's)."}
+    )
+    answer_rule: str = field(
+        default=DEFAULT_EVAL_ANSWER_RULE,
+        metadata={
+            "help": "Which imperfect answers still give a mask: 'fallback' (the official "
+            "evaluation's: box-only mask when points/labels are unusable, points-only mask "
+            "without a box -- numbers comparable with the paper's), 'well_formed' (strict: an "
+            "inconsistent answer gives an empty mask; box-only answers are kept) or "
+            "'complete' (the training reward's rule).",
+            "choices": list(ANSWER_RULES),
+        },
+    )
+    device: str = field(
+        default="auto", metadata={"help": "Policy device: auto, cpu, cuda, cuda:1, ..."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_answer_rule(self.answer_rule)
+        for name in ("frame_size", "max_new_tokens", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+    def task_defaults(self, task: str) -> tuple[int, int]:
+        """``(frame_size, max_new_tokens)``: this config's, or the task's where null
+        (:mod:`seg_r1.tasks`)."""
+        spec = get_task(task)
+        frame = self.frame_size or spec.frame_size
+        budget = self.max_new_tokens or spec.eval_max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+        return frame, budget
+
+    def resolved(self, task: str) -> PipelineConfig:
+        """A copy with the task's defaults filled in (:meth:`task_defaults`)."""
+        frame, budget = self.task_defaults(task)
+        return replace(self, frame_size=frame, max_new_tokens=budget)
+
+
+def build_pipeline(
+    config: PipelineConfig, task: str = "foreground", sam2_device: str | None = None
+) -> SegR1Pipeline:
+    """Load the policy and build the segmenter of ``config``, then the pipeline for ``task``
+    (eval scripts, demo, quickstart): THE builder.
+
+    Null ``frame_size`` / ``max_new_tokens`` take the task's (:mod:`seg_r1.tasks`); the
+    segmenter goes to ``config.sam2_device`` (or ``sam2_device``, a worker's override), else
+    to the policy's device. ``sam2_bgr_compat`` affects the SAM2 backend only.
+
+    Raises:
+        ValueError: no ``model_path``.
+    """
+    if not config.model_path:
+        raise ValueError("the pipeline needs a model_path (a Seg-R1 checkpoint directory)")
+    config = config.resolved(task)
+    policy_device = resolve_device(config.device)
+    model, processor = load_policy(
+        config.model_path,
+        policy_device,
+        config.dtype,
+        config.attn_implementation,
+        config.min_pixels,
+        config.max_pixels,
+    )
+    if config.segmenter != "sam2" and config.sam2_bgr_compat:
+        logger.warning("sam2_bgr_compat only affects the sam2 segmenter; ignored")
+    seg_device = sam2_device or config.sam2_device
+    seg_device = str(resolve_device(seg_device) if seg_device else policy_device)
+    segmenter = build_segmenter(config.segmenter, **config.segmenter_kwargs(seg_device))
     return SegR1Pipeline(
         model,
         processor,
-        seg,
-        frame_size=frame_size or get_task(task).frame_size,
+        segmenter,
+        frame_size=config.frame_size,
         task=task,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        repetition_penalty=repetition_penalty,
-        answer_rule=answer_rule,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        repetition_penalty=config.repetition_penalty,
+        answer_rule=config.answer_rule,
     )

@@ -44,6 +44,19 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from seg_r1 import grpo, sft
+from seg_r1.baselines import (
+    KNOWN_CONSTANT_ANSWERS,
+    answers_iou,
+    constant_text_iou,
+    fit_constant_answer,
+    mean_iou,
+)
+from seg_r1.data import load_foreground_dataset, load_image, load_mask
+from seg_r1.data.synthetic_trees import write_foreground_dataset
+from seg_r1.inference import SegR1Pipeline
+from seg_r1.policy import load_policy
+from seg_r1.segmenters import build_segmenter
 from seg_r1.tiny import TinySpec, build_tiny_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -101,22 +114,8 @@ GRPO_OVERRIDES = [
 ]  # fmt: skip
 #: Completion budget at evaluation: a synthesised trace is ~60 tokens (configs/tiny/grpo.yaml).
 MAX_NEW_TOKENS = 96
-#: Step sizes (pixels) of the constant baseline's local box search, coarse to fine: 1/7 and
-#: 1/14 of the frame (32 and 16 pixels at 224).
-BOX_STEPS = (FRAME_SIZE // 7, FRAME_SIZE // 14)
-#: Training images the constant search scores on (the winner is then scored on SCORE_IMAGES).
-SEARCH_IMAGES = 16
-#: Constant answers (224 frame) that image-blind GRPO policies converged to on these scenes:
-#: candidates of the constant baseline. The first, with a "foreground" point in the box's
-#: corner, scored 0.693 held-out where the best box alone scored 0.576 (docs/learning_demo.md).
-KNOWN_CONSTANT_ANSWERS = (
-    "<bbox>[11,11,199,199]</bbox>, <points>[[11,11],[111,1]]</points>, <labels>[1,0]</labels>",
-)
 #: Most frequent held-out answers of the GRPO policy scored as constants (iou_best_own_answer).
 OWN_ANSWERS = 8
-#: Training images the winning constant's train IoU is reported on (GrabCut at 224 costs
-#: ~70 ms an image, so all 2048 would add two minutes for a figure that is only informative).
-SCORE_IMAGES = 256
 
 
 def recipe(name: str) -> Path:
@@ -155,7 +154,6 @@ def run_stage(
     ``resume`` the stage continues from its last one (if that is its last step, it only reloads
     the state).
     """
-    from seg_r1 import grpo, sft
 
     module, overrides = {"sft": (sft, SFT_OVERRIDES), "grpo": (grpo, GRPO_OVERRIDES)}[stage]
     argv = [
@@ -183,98 +181,10 @@ def run_stage(
 
 def _examples(data: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``(images, masks)`` of a synthetic split: RGB ``uint8`` and ``bool`` arrays."""
-    from seg_r1.data import load_foreground_dataset, load_image, load_mask
 
     dataset = load_foreground_dataset("synthetic", root=data, split=split)
     rows = [dataset[i] for i in range(len(dataset))]
     return [np.asarray(load_image(row)) for row in rows], [load_mask(row) for row in rows]
-
-
-def mean_iou(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
-    from seg_r1.metrics import mask_iou
-
-    return float(np.mean([mask_iou(p, g) for p, g in zip(preds, gts)]))
-
-
-def constant_text_iou(
-    text: str, images: Sequence[np.ndarray], gts: Sequence[np.ndarray], segmenter: Any
-) -> float:
-    """Mean IoU of the answer ``text`` given for every image (frame = image size)."""
-    from seg_r1.answer import parse_answer
-
-    return answers_iou([parse_answer(text, FRAME_SIZE)] * len(images), images, gts, segmenter)
-
-
-def answers_iou(
-    answers: Sequence[Any], images: Sequence[np.ndarray], gts: Sequence[np.ndarray], segmenter: Any
-) -> float:
-    """Mean IoU of parsed ``answers[i]`` (frame coordinates) segmented on ``images[i]``, with
-    the evaluation's answer rule (the one :class:`~seg_r1.inference.SegR1Pipeline` applies to
-    the policy's answers), so every held-out IoU of the summary is scored alike."""
-    from seg_r1.frame import resize_mask, resize_to_frame
-    from seg_r1.segmenters import DEFAULT_EVAL_ANSWER_RULE, segment_batch
-
-    frames = [resize_to_frame(im, FRAME_SIZE) for im in images]
-    masks = segment_batch(segmenter, frames, list(answers), rule=DEFAULT_EVAL_ANSWER_RULE)
-    return mean_iou([resize_mask(m, g.shape) for m, g in zip(masks, gts)], gts)
-
-
-def fit_constant_answer(
-    images: Sequence[np.ndarray], gts: Sequence[np.ndarray], segmenter: Any
-) -> tuple[str, str, float]:
-    """The best constant answers on the TRAINING split: ``(box-only answer, answer, train IoU
-    of the answer)``.
-
-    The honest baseline of the learning demo: a policy that does not read the image can still
-    learn the answer that scores best on average, and with points that steer the segmenter
-    such an answer beats any box alone. Two parts, both scored through the segmenter (the
-    objective the policy faces) on the first :data:`SEARCH_IMAGES` training images:
-
-    1. the box: from a few starting boxes, move one side at a time by ``BOX_STEPS`` pixels
-       while the mean IoU improves (a local search; point searches on top of it gained
-       little, docs/learning_demo.md);
-    2. the answer: the best of that box alone, that box with a foreground point at its centre,
-       and :data:`KNOWN_CONSTANT_ANSWERS` (box + points answers that image-blind GRPO policies
-       converged to; a local search does not find them).
-
-    The winner is then scored on the first :data:`SCORE_IMAGES` training images.
-    """
-    from seg_r1.answer import format_answer
-
-    subset = (images[:SEARCH_IMAGES], gts[:SEARCH_IMAGES])
-    cache: dict[str, float] = {}
-    progress = tqdm(desc="constant baseline (answers tried)", leave=False)
-
-    def score(answer: str) -> float:
-        if answer not in cache:
-            cache[answer] = constant_text_iou(answer, *subset, segmenter)
-            progress.update()
-        return cache[answer]
-
-    def text(box: Sequence[int]) -> str:
-        return format_answer([box])
-
-    f, q = FRAME_SIZE, FRAME_SIZE // 4
-    starts = [(q, q, f - q, f - q), (q // 2, q // 2, f - q // 2, f - q // 2), (0, 0, f, f)]
-    best = max(starts, key=lambda box: score(text(box)))
-    for step in BOX_STEPS:
-        improved = True
-        while improved:
-            improved = False
-            for side in range(4):
-                for delta in (-step, step):
-                    box = list(best)
-                    box[side] = int(np.clip(box[side] + delta, 0, f))
-                    if box[2] - box[0] < step or box[3] - box[1] < step:
-                        continue
-                    if score(text(box)) > score(text(best)):
-                        best, improved = tuple(box), True
-    centre = [[(best[0] + best[2]) // 2, (best[1] + best[3]) // 2]]
-    candidates = [text(best), format_answer([best], centre, [1]), *KNOWN_CONSTANT_ANSWERS]
-    answer = max(candidates, key=score)
-    progress.close()
-    score_set = (images[:SCORE_IMAGES], gts[:SCORE_IMAGES])
-    return text(best), answer, constant_text_iou(answer, *score_set, segmenter)
 
 
 def evaluate_policy(
@@ -293,7 +203,6 @@ def evaluate_policy(
     a policy that reads the image drops far below its ``iou``; one that writes
     image-independent answers does not. And the best of its most frequent answers given as a
     constant to every image (``iou_best_own_answer``)."""
-    from seg_r1.inference import SegR1Pipeline, load_policy
 
     model, processor = load_policy(model_dir, device="cpu", dtype="float32")
     pipeline = SegR1Pipeline(
@@ -325,13 +234,15 @@ def evaluate_policy(
         # segmenter must see the right image, or even a constant answer would score ~0).
         rolled = list(images[1:]) + list(images[:1])
         others = predict(rolled, f"eval {model_dir.name} (shuffled images)")
-        result["iou_shuffled"] = answers_iou([p.answer for p in others], images, gts, segmenter)
+        result["iou_shuffled"] = answers_iou(
+            [p.answer for p in others], images, gts, segmenter, FRAME_SIZE
+        )
         # The policy's own answers as constants, scored on the same held-out images (the
         # best one is picked ON them: a strict bar). Beating it means the policy chooses the
         # answer per image, not only a better answer *shape* than the box-only constant.
         common = [text for text, _ in counts.most_common(OWN_ANSWERS)]
         result["iou_best_own_answer"] = max(
-            constant_text_iou(text, images, gts, segmenter) for text in common
+            constant_text_iou(text, images, gts, segmenter, FRAME_SIZE) for text in common
         )
     return result
 
@@ -450,7 +361,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tiny = build_tiny_checkpoints(
         out / "tiny", seed=args.seed, spec=spec, overwrite=not args.resume
     )
-    from seg_r1.data.synthetic import write_foreground_dataset
 
     data = out / "data"
     looks = {
@@ -472,17 +382,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
     _stage(4, "held-out evaluation")
-    from seg_r1.segmenters import build_segmenter
 
     segmenter = build_segmenter("classical")
     train_images, train_gts = _examples(data, "train")
     test_images, test_gts = _examples(data, "test")
-    box_answer, constant_answer, train_iou = fit_constant_answer(train_images, train_gts, segmenter)
+    box_answer, constant_answer, train_iou = fit_constant_answer(
+        train_images, train_gts, segmenter, FRAME_SIZE
+    )
     held_out: dict[str, float] = {}  # answer -> held-out IoU (the answers below may repeat)
 
     def held_out_iou(text: str) -> float:
         if text not in held_out:
-            held_out[text] = constant_text_iou(text, test_images, test_gts, segmenter)
+            held_out[text] = constant_text_iou(text, test_images, test_gts, segmenter, FRAME_SIZE)
         return held_out[text]
 
     iou_constant = held_out_iou(constant_answer)

@@ -26,15 +26,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from seg_r1.configs import (
+from seg_r1.configs import SegR1ModelConfig, SFTScriptArguments
+from seg_r1.data import load_sft_dataset
+from seg_r1.launch import (
     LaunchError,
-    SegR1ModelConfig,
-    SFTScriptArguments,
     check_model_path,
     load_processor,
     model_init_kwargs,
     resolve_checkpoint,
     setup_logging,
+)
+from seg_r1.trainer import SegR1SFTTrainer, train_and_save
+from seg_r1.training_data import (
+    load_segmentation_data,
+    sft_dataset_from_fcot,
+    sft_dataset_from_masks,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,12 +48,6 @@ logger = logging.getLogger(__name__)
 
 def build_sft_dataset(script_args: SFTScriptArguments) -> tuple[Any, int]:
     """The lazy SFT view of the configured data and its number of source rows."""
-    from seg_r1.data import load_sft_dataset
-    from seg_r1.training_data import (
-        load_segmentation_data,
-        sft_dataset_from_fcot,
-        sft_dataset_from_masks,
-    )
 
     if script_args.sft_data is not None:
         source = load_sft_dataset(script_args.sft_data, image_root=script_args.sft_image_root)
@@ -65,8 +65,6 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     """Fine-tune and save the policy (and its processor) to ``output_dir``; return the trainer."""
     from transformers import set_seed
     from trl import get_peft_config
-
-    from seg_r1.trainer import SegR1SFTTrainer, train_and_save
 
     set_seed(training_args.seed)
     setup_logging(training_args, script_args, model_args)

@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seg_r1 import prompts
+from seg_r1.segmenters.sam2 import build_sam2_model, load_sam2_config
+
 logger = logging.getLogger(__name__)
 
 #: Qwen's special tokens, in the order of the real vocabulary's added tokens.
@@ -129,9 +132,18 @@ def _seed_everything(seed: int) -> None:
 
 def _tokenizer_corpus() -> list[str]:
     """Text the BPE merges are learned from: prompts, answers in the grammar, plain English."""
-    from seg_r1 import prompts
 
-    texts = [v for k, v in vars(prompts).items() if k.isupper() and isinstance(v, str)]
+    # A FROZEN list: the BPE merges (hence the tiny checkpoints and the quickstart's result,
+    # which is sensitive to them) must not change when a prompt is added to seg_r1.prompts.
+    # These are the strings the corpus was first built from, in that order.
+    texts = [
+        prompts._FORMAT_INTRO,
+        prompts._MODERATE,
+        prompts.SYSTEM_PROMPT_RL,
+        prompts.SYSTEM_PROMPT_EVAL,
+        prompts.USER_PROMPT_FOREGROUND,
+        prompts.USER_PROMPT_PRERL,
+    ]
     rng = random.Random(0)
     answers = []
     for _ in range(400):
@@ -311,8 +323,6 @@ def sam2_tiny_overrides(spec: TinySpec) -> list[str]:
 def build_sam2(out: Path, spec: TinySpec, seed: int) -> tuple[Path, Path]:
     """Write ``sam2_tiny.yaml`` (a full config) and ``sam2_tiny.pt`` to ``out``."""
     from omegaconf import OmegaConf
-
-    from seg_r1.segmenters.sam2 import build_sam2_model, load_sam2_config
 
     _seed_everything(seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from seg_r1 import data
 from seg_r1.answer import format_answer
 from seg_r1.configs import DatasetSpec, SegR1DataArguments
+from seg_r1.data import load_image, load_mask
+from seg_r1.frame import resize_mask, resize_to_frame
 from seg_r1.prompts import build_chat, build_sft_chat
 
 logger = logging.getLogger(__name__)
@@ -54,7 +57,6 @@ MIN_COMPONENT_SHARE = 0.05
 
 def load_dataset_spec(spec: DatasetSpec, args: SegR1DataArguments) -> Any:
     """One ``datasets`` entry as a :class:`datasets.Dataset` of :mod:`seg_r1.data`'s schema."""
-    from seg_r1 import data
 
     if spec.kind == "foreground":
         return data.load_foreground_dataset(spec.name, root=args.data_root, split=spec.split)
@@ -100,8 +102,6 @@ def load_segmentation_data(args: SegR1DataArguments) -> Any:
 def frame_image(value: Any, frame_size: int) -> Image.Image:
     """An image column value (PIL, path, ``{"path", "bytes"}``) as an RGB PIL image of
     ``frame_size`` x ``frame_size`` pixels (SPEC §2: aspect ratio ignored)."""
-    from seg_r1.data import load_image
-    from seg_r1.frame import resize_to_frame
 
     rgb = np.asarray(load_image(value))
     return Image.fromarray(resize_to_frame(rgb, frame_size))
@@ -294,8 +294,6 @@ class TraceSFTTransform:
     bg_points: int
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
-        from seg_r1.data import load_mask
-        from seg_r1.frame import resize_mask
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):
@@ -328,7 +326,6 @@ class FCoTSFTTransform:
     frame_size: int | None
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
-        from seg_r1.data import load_image
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):

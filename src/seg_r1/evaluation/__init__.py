@@ -53,8 +53,10 @@ and a sharded run give identical numbers.
 """
 
 from seg_r1.evaluation.cli import (
-    add_common_arguments,
-    config_from_args,
+    RunArguments,
+    eval_config,
+    eval_parser,
+    parse_eval_args,
     run_from_args,
     setup_logging,
 )
@@ -111,9 +113,10 @@ __all__ = [
     "EvalConfig",
     "EvalError",
     "Sample",
-    "add_common_arguments",
+    "RunArguments",
     "check_run_file",
-    "config_from_args",
+    "eval_config",
+    "eval_parser",
     "config_summary",
     "coverage",
     "coverage_warning",
@@ -126,6 +129,7 @@ __all__ = [
     "mask_relpath",
     "order_samples",
     "parse_gpu_ids",
+    "parse_eval_args",
     "plain_rows",
     "process_chunk",
     "read_records",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from seg_r1.segmenters import DEFAULT_EVAL_ANSWER_RULE, check_answer_rule
+from seg_r1.inference import PipelineConfig
+from seg_r1.policy import resolve_device
 from seg_r1.tasks import EVAL_TASKS
 
 logger = logging.getLogger(__name__)
@@ -33,43 +34,37 @@ class EvalError(RuntimeError):
 
 
 @dataclass
-class EvalConfig:
-    """Settings of one evaluation run (the eval scripts build it from their arguments).
+class EvalConfig(PipelineConfig):
+    """Settings of one evaluation run: the pipeline's (:class:`seg_r1.inference.PipelineConfig`,
+    parsed from the command line) plus the task and the protocol.
 
-    Everything but ``device`` / ``sam2_device`` is part of :meth:`fingerprint` and must stay
-    the same when a run is resumed (of the devices, only the device *type* must).
+    Null ``frame_size`` / ``max_new_tokens`` are resolved to the task's (:mod:`seg_r1.tasks`)
+    here, so the run file records the values used. Everything but ``device`` /
+    ``sam2_device`` is part of :meth:`fingerprint` and must stay the same when a run is
+    resumed (of the devices, only the device *type* must).
     """
 
-    model_path: str
-    task: str
-    frame_size: int
-    batch_size: int = 8
-    max_new_tokens: int = 1024
-    repetition_penalty: float = 1.0
-    dtype: str = "auto"
-    attn_implementation: str | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    segmenter: str = "sam2"
-    sam2_config: str | None = None
-    sam2_checkpoint: str | None = None
-    sam2_dtype: str = "float32"
-    bgr_compat: bool = False
-    answer_rule: str = DEFAULT_EVAL_ANSWER_RULE
-    ignore_mode: str = "background"
-    save_masks: bool = False
-    seed: int = 0
-    device: str = "auto"
-    sam2_device: str | None = None
+    task: str = field(default="foreground", metadata={"help": "The evaluation task."})
+    ignore_mode: str = field(
+        default="background",
+        metadata={
+            "help": "ReasonSeg label-255 pixels: count as background (standard) or exclude "
+            "from I and U (LISA's evaluation).",
+            "choices": list(IGNORE_MODES),
+        },
+    )
+    save_masks: bool = field(default=False, metadata={"help": "Write each mask as a PNG."})
+    seed: int = field(default=0, metadata={"help": "Seed of torch / numpy / random."})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.ignore_mode not in IGNORE_MODES:
             raise ValueError(f"ignore_mode must be one of {IGNORE_MODES}, got {self.ignore_mode!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        check_answer_rule(self.answer_rule)
+        if not self.model_path:
+            raise ValueError("an evaluation needs a model_path (--model_path)")
+        self.frame_size, self.max_new_tokens = self.task_defaults(self.task)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide the outputs (compared on resume)."""
@@ -81,7 +76,6 @@ class EvalConfig:
 
 
 def _device_type(device: str | None) -> str:
-    from seg_r1.inference import resolve_device
 
     return resolve_device(device).type
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from seg_r1.answer import parse_answer
+from seg_r1.data import load_image, load_mask
 from seg_r1.data.io import decode_rle
 from seg_r1.evaluation.config import (
     DEFAULT_REPORT_CASES,
@@ -21,6 +22,7 @@ from seg_r1.evaluation.config import (
 )
 from seg_r1.evaluation.records import default_group, plain_rows, write_json
 from seg_r1.metrics import IoUAccumulator, SODMetrics, format_sod_table
+from seg_r1.visualize import Case, case_grid, save_png
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +207,6 @@ def write_case_report(
 
     ``samples`` maps id -> data row. Returns the path, or ``None`` when ``k`` is 0.
     """
-    from seg_r1.data import load_image, load_mask
-    from seg_r1.visualize import Case, case_grid, save_png
 
     if k <= 0 or not records:
         return None

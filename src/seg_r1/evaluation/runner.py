@@ -11,12 +11,14 @@ import queue as queue_module
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from seg_r1.data import load_ignore, load_image, load_mask
 from seg_r1.data.io import encode_rle
 from seg_r1.evaluation.config import (
     PREDICTIONS_FILE,
@@ -38,6 +40,7 @@ from seg_r1.evaluation.records import (
     write_jsonl,
     write_png_atomic,
 )
+from seg_r1.inference import build_pipeline
 from seg_r1.metrics import intersection_union, iou_from_counts
 
 logger = logging.getLogger(__name__)
@@ -51,7 +54,6 @@ def process_chunk(
     Raises:
         EvalError: a ground truth whose size differs from its image.
     """
-    from seg_r1.data import load_ignore, load_image, load_mask
 
     images: dict[str, Image.Image] = {}
     for sample in chunk:
@@ -121,28 +123,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _build_pipeline(config: EvalConfig, device: str, sam2_device: str | None) -> Any:
-    from seg_r1.inference import build_pipeline
-
-    return build_pipeline(
-        config.model_path,
-        task=config.task,
-        frame_size=config.frame_size,
-        segmenter=config.segmenter,
-        device=device,
-        sam2_device=sam2_device,
-        dtype=config.dtype,
-        attn_implementation=config.attn_implementation,
-        sam2_config=config.sam2_config,
-        sam2_checkpoint=config.sam2_checkpoint,
-        sam2_dtype=config.sam2_dtype,
-        bgr_compat=config.bgr_compat,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.batch_size,
-        repetition_penalty=config.repetition_penalty,
-        min_pixels=config.min_pixels,
-        max_pixels=config.max_pixels,
-        answer_rule=config.answer_rule,
-    )
+    """The run's pipeline on this worker's devices (:func:`seg_r1.inference.build_pipeline`)."""
+    return build_pipeline(replace(config, device=device), config.task, sam2_device=sam2_device)
 
 
 def run_chunks(

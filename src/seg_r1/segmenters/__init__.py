@@ -8,6 +8,7 @@ module                 what
 :mod:`.mask_rule`      answers -> prompt sets -> masks, the answer rules, :func:`segment_batch`
 :mod:`.classical`      ``"classical"``: GrabCut seeded by the prompts (CPU stand-in, NOT SAM2)
 :mod:`.sam2`           ``"sam2"``: Meta's SAM2 (the only importer of ``sam2``)
+:mod:`.config`         :class:`SegmenterConfig`: the segmenter options, declared once
 :mod:`.factory`        :func:`build_segmenter` by name, once per process
 =====================  =====================================================================
 
@@ -26,7 +27,14 @@ from seg_r1.segmenters.base import (
     image_key,
 )
 from seg_r1.segmenters.classical import ClassicalSegmenter
-from seg_r1.segmenters.factory import SEGMENTER_NAMES, build_segmenter, clear_segmenter_cache
+from seg_r1.segmenters.config import (
+    DEFAULT_SAM2_CHECKPOINT,
+    DEFAULT_SAM2_CONFIG,
+    SAM2_DTYPES,
+    SEGMENTER_NAMES,
+    SegmenterConfig,
+)
+from seg_r1.segmenters.factory import build_segmenter, clear_segmenter_cache
 from seg_r1.segmenters.mask_rule import (
     ANSWER_RULES,
     DEFAULT_EVAL_ANSWER_RULE,
@@ -41,13 +49,17 @@ from seg_r1.segmenters.mask_rule import (
 
 __all__ = [
     "ANSWER_RULES",
+    "DEFAULT_SAM2_CHECKPOINT",
+    "DEFAULT_SAM2_CONFIG",
     "DEFAULT_EVAL_ANSWER_RULE",
     "DEFAULT_TRAIN_ANSWER_RULE",
+    "SAM2_DTYPES",
     "SEGMENTER_NAMES",
     "BaseSegmenter",
     "ClassicalSegmenter",
     "PromptSet",
     "Segmenter",
+    "SegmenterConfig",
     "SegmenterStats",
     "answer_usable",
     "build_segmenter",

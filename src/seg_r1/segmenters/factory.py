@@ -13,10 +13,10 @@ from typing import Any
 
 from seg_r1.segmenters.base import Segmenter
 from seg_r1.segmenters.classical import ClassicalSegmenter
+from seg_r1.segmenters.config import SEGMENTER_NAMES
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER_NAMES: tuple[str, ...] = ("sam2", "classical")
 
 _CACHE: dict[tuple, Segmenter] = {}
 

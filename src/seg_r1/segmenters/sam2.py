@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from seg_r1.segmenters.base import BaseSegmenter, PromptSet
+from seg_r1.segmenters.config import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG, SAM2_DTYPES
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,6 @@ POSTPROCESSING_OVERRIDES: tuple[str, ...] = (
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
 )
-
-#: Default config and checkpoint (the paper's SAM2.1-L); the checkpoint path follows the
-#: official ``third_party/sam2/checkpoints/download_ckpts.sh`` layout.
-DEFAULT_SAM2_CONFIG = "sam2.1_hiera_l.yaml"
-DEFAULT_SAM2_CHECKPOINT = "third_party/sam2/checkpoints/sam2.1_hiera_large.pt"
 
 
 class SAM2LoadError(RuntimeError):
@@ -172,7 +168,6 @@ def build_image_predictor(model: torch.nn.Module, mask_threshold: float = 0.0) -
 
 #: Most prompt sets decoded in one SAM2 decoder call (bounds the B x H x W mask tensor).
 MAX_DECODE_BATCH = 64
-SAM2_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 
 class SAM2Segmenter(BaseSegmenter):

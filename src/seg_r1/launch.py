@@ -1,0 +1,171 @@
+"""Resolving a training run at launch, before anything heavy loads: clear errors for a missing
+model or SAM2 checkpoint (:class:`LaunchError`, with how to fix it), the checkpoint to resume
+from, the processor with the recipe's pixel bounds, the model's init kwargs, and logging.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trl
+
+from seg_r1.configs import GRPOScriptArguments, SegR1ModelConfig
+from seg_r1.policy import set_pixel_bounds
+from seg_r1.segmenters import (
+    DEFAULT_SAM2_CHECKPOINT,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class LaunchError(RuntimeError):
+    """A recipe points at something that is not there; the message says how to fix it."""
+
+
+#: Path prefixes that are always local folders (never a hub model id).
+_LOCAL_PREFIXES = (".", "/", "~", "runs/", "third_party/", "outputs/", "checkpoints/")
+
+
+def is_local_path(name: str) -> bool:
+    """Whether ``name`` names a local folder rather than a hub model id (``org/name``)."""
+    from pathlib import Path
+
+    if Path(name).exists() or name.startswith(_LOCAL_PREFIXES) or name.count("/") != 1:
+        return True
+    return Path(name.split("/")[0]).is_dir()
+
+
+def check_model_path(model_args: trl.ModelConfig) -> None:
+    """Fail early when the policy checkpoint is missing.
+
+    Raises:
+        LaunchError: no ``model_name_or_path``, or a local path that does not exist.
+    """
+    from pathlib import Path
+
+    name = model_args.model_name_or_path
+    if not name:
+        raise LaunchError(
+            "model_name_or_path is not set: put it in the recipe or pass --model_name_or_path "
+            "(MODEL_PATH in the launchers), e.g. Qwen/Qwen2.5-VL-3B-Instruct"
+        )
+    if is_local_path(name) and not (Path(name) / "config.json").is_file():
+        raise LaunchError(
+            f"policy checkpoint {name!r} not found (no config.json). Use the output folder of "
+            "the previous stage (scripts/run_prerl.sh -> runs/prerl), a hub id such as "
+            "Qwen/Qwen2.5-VL-3B-Instruct (downloaded on first use, or fetched beforehand with "
+            "`huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct --local-dir DIR`), or tiny "
+            "CPU weights from `python -m seg_r1.tiny --out runs/tiny` (runs/tiny/policy)."
+        )
+
+
+def check_sam2(script_args: GRPOScriptArguments) -> None:
+    """Fail early when the SAM2 checkpoint of a SAM2-scored run is missing.
+
+    Raises:
+        LaunchError: ``segmenter='sam2'``, a mask-based reward, and no checkpoint file.
+    """
+    from pathlib import Path
+
+    if script_args.segmenter != "sam2" or not script_args.needs_masks:
+        return
+    if not Path(script_args.sam2_checkpoint).is_file():
+        raise LaunchError(
+            f"SAM2 checkpoint {script_args.sam2_checkpoint!r} not found. Get "
+            "sam2.1_hiera_large.pt as described in third_party/README.md (expected at "
+            f"{DEFAULT_SAM2_CHECKPOINT}) or pass --sam2_checkpoint (SAM2_CHECKPOINT in the "
+            "launchers); for CPU tests use tiny weights (`python -m seg_r1.tiny --out "
+            "runs/tiny`: runs/tiny/sam2/sam2_tiny.pt with runs/tiny/sam2/sam2_tiny.yaml) or "
+            "--segmenter classical."
+        )
+
+
+def resolve_checkpoint(training_args: Any) -> str | None:
+    """The checkpoint to resume from, from ``resume_from_checkpoint``:
+
+    * ``null`` -- start fresh; refused when ``output_dir`` already holds ``checkpoint-*``
+      folders (mixing two runs in one folder breaks resuming);
+    * ``latest`` (or ``true``) -- the last ``checkpoint-*`` in ``output_dir``;
+    * a path -- that checkpoint.
+
+    Raises:
+        LaunchError: the cases above that cannot work, with the fix.
+    """
+    from pathlib import Path
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(training_args.output_dir)
+    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none", "no"):
+        if last is not None:
+            raise LaunchError(
+                f"{output_dir} already holds checkpoints (last: {last}). Resume with "
+                "--resume_from_checkpoint latest (RESUME=1 in the launchers), or choose another "
+                "output_dir (OUTPUT_DIR), or delete it."
+            )
+        return None
+    if str(value).lower() in ("latest", "true", "yes", "1"):
+        if last is None:
+            raise LaunchError(
+                f"resume requested but {output_dir} holds no checkpoint-* folder; start without "
+                "RESUME / --resume_from_checkpoint, or point output_dir at the earlier run."
+            )
+        return last
+    if not Path(value).is_dir():
+        raise LaunchError(f"resume_from_checkpoint {value!r} is not a checkpoint folder")
+    return str(value)
+
+
+def load_processor(model_args: SegR1ModelConfig) -> Any:
+    """The policy's processor with left padding (TRL generation) and, when set in the config,
+    the pixel bounds ``min_pixels``/``max_pixels`` (module doc: frame and pixel bounds)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(
+        model_args.model_name_or_path, revision=model_args.model_revision, padding_side="left"
+    )
+    set_pixel_bounds(processor, model_args.min_pixels, model_args.max_pixels)
+    return processor
+
+
+def model_init_kwargs(model_args: trl.ModelConfig) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments of the policy (TRL's ``model_init_kwargs``)."""
+    return {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+
+
+def setup_logging(training_args: Any, *arguments: Any) -> None:
+    """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1;
+    every rank says who it is, and the main rank logs the other ``arguments`` dataclasses."""
+    import sys
+
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stderr)],
+    )
+    level = training_args.get_process_log_level()
+    logging.getLogger("seg_r1").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    # Warning level: replicas only log warnings, and each rank should say who it is.
+    logger.warning(
+        "process %d of %d on %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
+    )
+    for args in arguments:
+        logger.info("%s %s", type(args).__name__, args)
