@@ -20,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from seg_r1.logs import setup_logging
 from seg_r1.metrics import SOD_KEYS, format_sod_table
 from seg_r1.metrics.folders import evaluate_folders
 
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     evaluation = evaluate_folders(args.pred_dir, args.gt_dir, num_workers=args.num_workers)
     match = evaluation.match
     problems = {

@@ -177,3 +177,15 @@ def test_gpu_defaults_to_bf16_and_masks_come_back_at_image_size(tiny_ckpts):
                          task="foreground", max_new_tokens=16, batch_size=3)  # fmt: skip
     preds = pipe.predict(_images(3))
     assert [p.mask.shape for p in preds] == [(40, 64), (47, 59), (54, 54)]
+
+
+def test_a_pipeline_without_policy_only_scores_given_answers():
+    """``SegR1Pipeline(None, None, segmenter)`` (the constant baselines' scorer) segments given
+    answers like the full pipeline and refuses to generate."""
+    pipe = SegR1Pipeline(None, None, ClassicalSegmenter(), frame_size=TEST_FRAME, task="rl")
+    images = _images(2)
+    (pred, other) = pipe.predict_from_completions(images, [SCRIPTED_ANSWER, "no answer"])
+    assert pred.usable and pred.mask.shape == images[0].shape[:2] and pred.mask.any()
+    assert not other.usable and not other.mask.any()
+    with pytest.raises(RuntimeError, match="no policy"):
+        pipe.generate(images)

@@ -19,9 +19,10 @@ files. The folder must be empty or hold only earlier synthetic output.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
+
+from seg_r1.logs import setup_logging
 
 try:
     from seg_r1.data import DatasetError
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     start = time.perf_counter()
     try:
         if args.task == "foreground":

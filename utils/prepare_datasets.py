@@ -17,8 +17,9 @@ moved or deleted. Training reads the manifests through ``seg_r1.data.stage_manif
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from seg_r1.logs import setup_logging
 
 try:
     from seg_r1.data import STAGES, DatasetError, prepare_stage_manifests
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:

@@ -18,8 +18,9 @@ mismatches and non-binary masks are reported and skipped (``--strict``: error). 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from seg_r1.logs import setup_logging
 
 try:
     from seg_r1.data import DatasetError, write_eval_jsonl
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         count = write_eval_jsonl(
             args.image_dir,

@@ -3,8 +3,8 @@
 A policy that does not read the image can still learn the answer that scores best on average;
 with points that steer the segmenter such an answer beats any box alone. So the bar a trained
 policy must clear is the best constant answer we can find, fitted on the TRAINING split
-(:func:`fit_constant_answer`) and scored like the policy's answers (:func:`answers_iou`: the
-evaluation's answer rule, IoU per image). Used by :mod:`seg_r1.quickstart`.
+(:func:`fit_constant_answer`) and scored like the policy's answers (:func:`answers_iou`:
+through :class:`~seg_r1.inference.SegR1Pipeline`, IoU per image). Used by :mod:`seg_r1.quickstart`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from seg_r1.answer import format_answer, parse_answer
-from seg_r1.frame import resize_mask, resize_to_frame
+from seg_r1.answer import format_answer
+from seg_r1.inference import SegR1Pipeline
 from seg_r1.metrics import mask_iou
-from seg_r1.segmenters import DEFAULT_EVAL_ANSWER_RULE, segment_batch
 
 #: Step sizes of the constant baseline's local box search, coarse to fine, as divisors of the
 #: frame: 1/7 and 1/14 of it (32 and 16 pixels at the quickstart's 224).
@@ -49,25 +48,23 @@ def constant_text_iou(
     frame_size: int,
 ) -> float:
     """Mean IoU of the answer ``text`` (``frame_size`` coordinates) given for every image."""
-
-    answers = [parse_answer(text, frame_size)] * len(images)
-    return answers_iou(answers, images, gts, segmenter, frame_size)
+    return answers_iou([text] * len(images), images, gts, segmenter, frame_size)
 
 
 def answers_iou(
-    answers: Sequence[Any],
+    texts: Sequence[str],
     images: Sequence[np.ndarray],
     gts: Sequence[np.ndarray],
     segmenter: Any,
     frame_size: int,
 ) -> float:
-    """Mean IoU of parsed ``answers[i]`` (frame coordinates) segmented on ``images[i]``, with
-    the evaluation's answer rule (the one :class:`~seg_r1.inference.SegR1Pipeline` applies to
-    the policy's answers), so every held-out IoU of the summary is scored alike."""
-
-    frames = [resize_to_frame(im, frame_size) for im in images]
-    masks = segment_batch(segmenter, frames, list(answers), rule=DEFAULT_EVAL_ANSWER_RULE)
-    return mean_iou([resize_mask(m, g.shape) for m, g in zip(masks, gts)], gts)
+    """Mean IoU of answer ``texts[i]`` segmented on ``images[i]``, through the evaluation path
+    (:meth:`seg_r1.inference.SegR1Pipeline.predict_from_completions`: the frame, the parser,
+    the evaluation's answer rule, the mask back to the image), so every held-out IoU of the
+    quickstart is scored alike."""
+    scorer = SegR1Pipeline(None, None, segmenter, frame_size=frame_size, task="rl")
+    predictions = scorer.predict_from_completions(list(images), list(texts))
+    return mean_iou([p.mask for p in predictions], gts)
 
 
 def fit_constant_answer(

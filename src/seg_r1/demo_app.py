@@ -42,6 +42,7 @@ from seg_r1.demo_core import (
     reasoning_text,
 )
 from seg_r1.inference import PipelineConfig, build_pipeline
+from seg_r1.logs import setup_logging
 from seg_r1.segmenters import DEFAULT_SAM2_CHECKPOINT
 from seg_r1.tiny import build_tiny_checkpoints
 
@@ -404,7 +405,7 @@ def launch(
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv``, load the models and serve the demo until interrupted."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging(fmt="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own health checks
     app = load_demo(args)
     examples = [] if args.no_examples else write_examples(Path(args.cache_dir) / "examples")

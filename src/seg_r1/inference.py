@@ -116,8 +116,9 @@ class SegR1Pipeline:
     """Policy + segmenter: images (and queries) in, answers and masks out.
 
     Args:
-        model, processor: from :func:`load_policy` (the processor must pad on the left; it is
-            set so here if it does not).
+        model, processor: from :func:`seg_r1.policy.load_policy` (the processor must pad on
+            the left; it is set so here if it does not). Both ``None``: a pipeline that only
+            scores given answers (:meth:`predict_from_completions`), e.g. constant baselines.
         segmenter: a :class:`seg_r1.segmenters.Segmenter` (``build_segmenter("sam2", ...)`` or
             ``"classical"``).
         frame_size: side of the square frame the image is resized to and the answer's
@@ -164,12 +165,15 @@ class SegR1Pipeline:
         self.batch_size = int(batch_size)
         self.repetition_penalty = float(repetition_penalty)
         self.answer_rule = check_answer_rule(answer_rule)
-        set_pixel_bounds(processor, min_pixels, max_pixels)
-        if getattr(processor.tokenizer, "padding_side", "left") != "left":
-            processor.tokenizer.padding_side = "left"
+        if processor is not None:  # None: a pipeline that only scores given answers
+            set_pixel_bounds(processor, min_pixels, max_pixels)
+            if getattr(processor.tokenizer, "padding_side", "left") != "left":
+                processor.tokenizer.padding_side = "left"
 
     @property
     def device(self) -> torch.device:
+        if self.model is None:
+            return torch.device("cpu")
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------ policy
@@ -187,7 +191,7 @@ class SegR1Pipeline:
             raise ValueError(
                 f"{n} images but {len(queries)} queries and {len(query_types)} query types"
             )
-        if self.task in ("referring", "reasoning") and not all(queries):
+        if get_task(self.task).needs_query and not all(queries):
             raise ValueError(f"task {self.task!r} needs a non-empty query for every image")
         return queries, query_types
 
@@ -198,6 +202,11 @@ class SegR1Pipeline:
         query_types: Sequence[str] | None = None,
     ) -> list[str]:
         """Greedy answers for ``images`` (resized to the frame first), in input order."""
+        if self.model is None or self.processor is None:
+            raise RuntimeError(
+                "this pipeline has no policy (model/processor None: it scores given answers); "
+                "use predict_from_completions, or build it with build_pipeline"
+            )
         queries, query_types = self._queries(len(images), queries, query_types)
         frames = self.frames(images)
         return self._generate_frames(frames, queries, query_types)

@@ -10,6 +10,7 @@ from typing import Any
 
 import trl
 
+from seg_r1 import logs
 from seg_r1.configs import GRPOScriptArguments, SegR1ModelConfig
 from seg_r1.policy import set_pixel_bounds
 from seg_r1.segmenters import (
@@ -143,17 +144,15 @@ def model_init_kwargs(model_args: trl.ModelConfig) -> dict[str, Any]:
 def setup_logging(training_args: Any, *arguments: Any) -> None:
     """Log to stderr at the process's level (warnings only on non-main ranks), as open-r1;
     every rank says who it is, and the main rank logs the other ``arguments`` dataclasses."""
-    import sys
-
     import datasets
     import transformers
 
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stderr)],
-    )
     level = training_args.get_process_log_level()
+    logs.setup_logging(
+        logging.WARNING,
+        fmt="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
     logging.getLogger("seg_r1").setLevel(level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)

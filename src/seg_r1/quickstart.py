@@ -55,6 +55,7 @@ from seg_r1.baselines import (
 from seg_r1.data import load_foreground_dataset, load_image, load_mask
 from seg_r1.data.synthetic_trees import write_foreground_dataset
 from seg_r1.inference import SegR1Pipeline
+from seg_r1.logs import setup_logging
 from seg_r1.policy import load_policy
 from seg_r1.segmenters import build_segmenter
 from seg_r1.tiny import TinySpec, build_tiny_checkpoints
@@ -235,7 +236,7 @@ def evaluate_policy(
         rolled = list(images[1:]) + list(images[:1])
         others = predict(rolled, f"eval {model_dir.name} (shuffled images)")
         result["iou_shuffled"] = answers_iou(
-            [p.answer for p in others], images, gts, segmenter, FRAME_SIZE
+            [p.completion for p in others], images, gts, segmenter, FRAME_SIZE
         )
         # The policy's own answers as constants, scored on the same held-out images (the
         # best one is picked ON them: a strict bar). Beating it means the policy chooses the
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="share of two-object scenes (train and held-out)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(fmt="%(message)s")
     for noisy in (
         "transformers",
         "datasets",

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from seg_r1 import prompts
+from seg_r1.logs import setup_logging
 from seg_r1.segmenters.sam2 import build_sam2_model, load_sam2_config
 
 logger = logging.getLogger(__name__)
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for weights (deterministic)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if present")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(fmt="%(message)s")
     tiny = build_tiny_checkpoints(args.out, seed=args.seed, overwrite=args.overwrite)
     logger.info("policy: %s", tiny.policy)
     logger.info("sam2 config: %s", tiny.sam2_config)

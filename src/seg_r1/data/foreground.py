@@ -36,12 +36,9 @@ import fnmatch
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from seg_r1.data.io import BadFile, inspect_image, inspect_mask
 from seg_r1.data.schema import (
@@ -49,10 +46,9 @@ from seg_r1.data.schema import (
     MASK_EXTENSIONS,
     DatasetError,
     LoadReport,
-    build_segmentation_dataset,
+    check_all,
     check_level,
-    default_num_workers,
-    finish_report,
+    finish_rows,
     list_files,
     segmentation_row,
 )
@@ -359,18 +355,16 @@ def check_pairs(
     if check == "none":
         return list(pairs)
     kept: list[_Pair] = []
-    workers = num_workers or default_num_workers()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda p: _check_pair(p, check), pairs)
-        for pair, bad, path, empty in tqdm(
-            results, total=len(pairs), desc=f"checking {report.name}", disable=None, leave=False
-        ):
-            if bad is not None:
-                report.skip(bad.kind, path, bad.message)
-                continue
-            if empty:
-                report.warn("empty_gt", path, "ground truth is empty (no foreground pixel)")
-            kept.append(pair)
+    results = check_all(
+        pairs, lambda p: _check_pair(p, check), f"checking {report.name}", num_workers
+    )
+    for pair, bad, path, empty in results:
+        if bad is not None:
+            report.skip(bad.kind, path, bad.message)
+            continue
+        if empty:
+            report.warn("empty_gt", path, "ground truth is empty (no foreground pixel)")
+        kept.append(pair)
     return kept
 
 
@@ -447,9 +441,7 @@ def _load(
         )
         for pair in kept
     ]
-    local.kept = len(rows)
-    finish_report(local, report)
-    return build_segmentation_dataset(rows)
+    return finish_rows(rows, local, report)
 
 
 def load_foreground_dataset(

@@ -35,8 +35,7 @@ from seg_r1.data.schema import (
     SEGMENTATION_COLUMNS,
     DatasetError,
     LoadReport,
-    build_segmentation_dataset,
-    finish_report,
+    finish_rows,
     segmentation_row,
 )
 
@@ -140,9 +139,7 @@ def read_manifest(
             local.skip("missing_gt", row["mask"], f"mask listed in {where} not found")
             continue
         rows.append(segmentation_row(**row))
-    local.kept = len(rows)
-    finish_report(local, report)
-    return build_segmentation_dataset(rows)
+    return finish_rows(rows, local, report)
 
 
 def _collect_stage(
@@ -381,6 +378,4 @@ def load_eval_jsonl(
                 mask=gt,
             )
         )
-    local.kept = len(rows)
-    finish_report(local, report)
-    return build_segmentation_dataset(rows)
+    return finish_rows(rows, local, report)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,9 @@ from seg_r1.data.schema import (
     IMAGE_EXTENSIONS,
     DatasetError,
     LoadReport,
-    build_segmentation_dataset,
+    check_all,
     check_level,
-    default_num_workers,
-    finish_report,
+    finish_rows,
     list_files,
     segmentation_row,
 )
@@ -153,8 +151,7 @@ def load_reasonseg_dataset(
         except BadFile as bad:
             return json_path, image, bad
 
-    with ThreadPoolExecutor(max_workers=num_workers or default_num_workers()) as pool:
-        results = list(pool.map(read, pairs))
+    results = check_all(pairs, read, f"reading {local.name}", num_workers)
 
     rows: list[dict[str, Any]] = []
     for json_path, image, result in results:
@@ -200,6 +197,4 @@ def load_reasonseg_dataset(
                     annotation=annotation,
                 )
             )
-    local.kept = len(rows)
-    finish_report(local, report)
-    return build_segmentation_dataset(rows)
+    return finish_rows(rows, local, report)

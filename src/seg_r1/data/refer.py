@@ -32,7 +32,6 @@ import logging
 import os
 import pickle
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,9 @@ from seg_r1.data.io import BadFile, inspect_image
 from seg_r1.data.schema import (
     DatasetError,
     LoadReport,
-    build_segmentation_dataset,
+    check_all,
     check_level,
-    default_num_workers,
-    finish_report,
+    finish_rows,
     segmentation_row,
 )
 
@@ -197,8 +195,7 @@ def load_refer_dataset(
             paths[image_id], int(info["height"]), int(info["width"]), check
         )
 
-    with ThreadPoolExecutor(max_workers=num_workers or default_num_workers()) as pool:
-        image_problems = dict(pool.map(check_one, image_ids))
+    image_problems = dict(check_all(image_ids, check_one, f"checking {local.name}", num_workers))
 
     rows: list[dict[str, Any]] = []
     reported_images: set[int] = set()
@@ -276,6 +273,4 @@ def load_refer_dataset(
                     annotation=annotation,
                 )
             )
-    local.kept = len(rows)
-    finish_report(local, report)
-    return build_segmentation_dataset(rows)
+    return finish_rows(rows, local, report)

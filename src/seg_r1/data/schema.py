@@ -40,10 +40,13 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +254,31 @@ def segmentation_row(
         "mask": None if mask is None else os.fspath(Path(mask).absolute()),
         "annotation": annotation,
     }
+
+
+def finish_rows(
+    rows: Sequence[Mapping[str, Any]], local: LoadReport, report: LoadReport | None
+) -> Any:
+    """The adapters' last step: count the kept rows, log the load's summary, fold it into the
+    caller's ``report`` and build the dataset (:func:`build_segmentation_dataset`)."""
+    local.kept = len(rows)
+    finish_report(local, report)
+    return build_segmentation_dataset(rows)
+
+
+def check_all(
+    items: Sequence[Any],
+    check: Callable[[Any], Any],
+    desc: str,
+    num_workers: int | None = None,
+) -> list[Any]:
+    """The adapters' shared check step: ``check(item)`` for every item in a thread pool (file
+    decoding releases the GIL), results in input order, with a progress bar on long loads.
+    ``check`` returns what the adapter needs (e.g. a size, or a ``BadFile`` to skip)."""
+    with ThreadPoolExecutor(max_workers=num_workers or default_num_workers()) as pool:
+        return list(
+            tqdm(pool.map(check, items), total=len(items), desc=desc, disable=None, leave=False)
+        )
 
 
 def build_segmentation_dataset(rows: Sequence[Mapping[str, Any]]) -> Any:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from seg_r1.data.io import BadFile, inspect_image
 from seg_r1.data.schema import (
     DatasetError,
     LoadReport,
+    check_all,
     check_level,
     default_num_workers,
     finish_report,
@@ -137,8 +137,7 @@ def _load_json_inputs(
             return bad
         return None
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        problems = list(pool.map(check_row, rows))
+    problems = check_all(rows, check_row, f"checking {local.name}", workers)
     kept = []
     for row, bad in zip(rows, problems):
         if bad is not None:

@@ -11,8 +11,9 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from seg_r1 import logs
 from seg_r1.evaluation.config import DEFAULT_REPORT_CASES, EvalConfig
-from seg_r1.evaluation.runner import parse_gpu_ids, quiet_hf_progress, run_evaluation
+from seg_r1.evaluation.runner import parse_gpu_ids, run_evaluation
 from seg_r1.inference import PipelineConfig
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,4 @@ def run_from_args(
 
 def setup_logging(level: str = "INFO") -> None:
     """Script logging: ``LEVEL message`` lines on stderr; noisy libraries kept at WARNING."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    for name in ("httpx", "urllib3", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    quiet_hf_progress()
+    logs.setup_logging(level, hide_hf_progress=True)

@@ -41,6 +41,7 @@ from seg_r1.evaluation.records import (
     write_png_atomic,
 )
 from seg_r1.inference import build_pipeline
+from seg_r1.logs import setup_logging
 from seg_r1.metrics import intersection_union, iou_from_counts
 
 logger = logging.getLogger(__name__)
@@ -180,13 +181,14 @@ def _spawned_worker(
     log_level: int,
 ) -> None:
     """Entry point of a worker process (spawned; reports through ``messages``)."""
-    logging.basicConfig(level=log_level, format=f"[worker {rank}] %(levelname)s %(message)s")
+    setup_logging(
+        log_level, fmt=f"[worker {rank}] %(levelname)s %(message)s", hide_hf_progress=True
+    )
     try:
         if num_threads:
             import torch
 
             torch.set_num_threads(num_threads)
-        quiet_hf_progress()
         pipeline = _build_pipeline(config, device, sam2_device)
         run_chunks(
             rank,
@@ -432,10 +434,3 @@ def run_evaluation(
             record["index"], record["group"] = sample.index, sample.group
         write_jsonl(work_dir / PREDICTIONS_FILE, merged)
     return merged
-
-
-def quiet_hf_progress() -> None:
-    """Hide transformers' weight-loading bars (they would break the evaluation's bar)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
