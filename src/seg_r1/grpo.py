@@ -27,9 +27,10 @@ from seg_r1.launch import (
     model_init_kwargs,
     resolve_checkpoint,
     setup_logging,
+    train_and_save,
 )
 from seg_r1.segmenters import build_segmenter
-from seg_r1.trainer import SegR1GRPOTrainer, train_and_save
+from seg_r1.trainer import SegR1GRPOTrainer
 from seg_r1.training_data import grpo_dataset, load_segmentation_data
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, parse_answer
+from seg_r1.data.io import image_array
 from seg_r1.frame import resize_mask, resize_to_frame
 from seg_r1.policy import (
     ATTN_IMPLEMENTATIONS,
@@ -97,19 +98,6 @@ class Prediction:
     def image_size(self) -> tuple[int, int]:
         """``(height, width)`` of the original image."""
         return int(self.mask.shape[0]), int(self.mask.shape[1])
-
-
-def to_rgb_array(image: ImageLike) -> np.ndarray:
-    """A PIL image (any mode) or an ``(H, W, 3)`` uint8 RGB array as ``uint8 (H, W, 3)`` RGB."""
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(
-            f"images must be PIL images or uint8 (H, W, 3) RGB arrays, got "
-            f"{array.dtype} {array.shape}"
-        )
-    return array
 
 
 class SegR1Pipeline:
@@ -180,7 +168,7 @@ class SegR1Pipeline:
 
     def frames(self, images: Sequence[ImageLike]) -> list[np.ndarray]:
         """The images as ``uint8 (F, F, 3)`` RGB frames (step 1 of the module doc)."""
-        return [resize_to_frame(to_rgb_array(im), self.frame_size) for im in images]
+        return [resize_to_frame(image_array(im), self.frame_size) for im in images]
 
     def _queries(
         self, n: int, queries: Sequence[str] | None, query_types: Sequence[str] | None
@@ -300,7 +288,7 @@ class SegR1Pipeline:
         frame_of: dict[Hashable, np.ndarray] = {}
         sizes: list[tuple[int, int]] = []
         for image, key in zip(images, image_keys):
-            array = to_rgb_array(image)
+            array = image_array(image)
             sizes.append((int(array.shape[0]), int(array.shape[1])))
             if key not in frame_of:
                 frame_of[key] = resize_to_frame(array, self.frame_size)

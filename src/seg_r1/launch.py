@@ -1,11 +1,13 @@
-"""Resolving a training run at launch, before anything heavy loads: clear errors for a missing
+"""Resolving a training run at launch, before anything heavy loads -- clear errors for a missing
 model or SAM2 checkpoint (:class:`LaunchError`, with how to fix it), the checkpoint to resume
-from, the processor with the recipe's pixel bounds, the model's init kwargs, and logging.
+from, the processor with the recipe's pixel bounds, the model's init kwargs, logging -- and
+running it to the saved policy (:func:`train_and_save`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import trl
@@ -168,3 +170,30 @@ def setup_logging(training_args: Any, *arguments: Any) -> None:
     )
     for args in arguments:
         logger.info("%s %s", type(args).__name__, args)
+
+
+def train_and_save(
+    trainer: Any,
+    checkpoint: str | None,
+    processor: Any,
+    num_rows: int,
+    dataset_name: str,
+    tags: Sequence[str],
+) -> Any:
+    """Train (resuming from ``checkpoint`` when given), log and save the train metrics and
+    state, then save the policy WITH its processor (pixel bounds included) to the output
+    folder, so that the next stage and the evaluation load exactly what was trained."""
+    output_dir = trainer.args.output_dir
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics, train_samples=num_rows)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    trainer.save_model(output_dir)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(output_dir)
+        trainer.create_model_card(dataset_name=dataset_name, tags=list(tags))
+    logger.info("saved the policy to %s", output_dir)
+    return trainer

@@ -35,8 +35,9 @@ from seg_r1.launch import (
     model_init_kwargs,
     resolve_checkpoint,
     setup_logging,
+    train_and_save,
 )
-from seg_r1.trainer import SegR1SFTTrainer, train_and_save
+from seg_r1.trainer import SegR1SFTTrainer
 from seg_r1.training_data import (
     load_segmentation_data,
     sft_dataset_from_fcot,

@@ -33,7 +33,6 @@ are a callback (:class:`seg_r1.callbacks.SampleVisualizer`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from trl import GRPOTrainer, SFTTrainer
@@ -52,33 +51,6 @@ from seg_r1.rewards import (
 from seg_r1.segmenters import DEFAULT_TRAIN_ANSWER_RULE, Segmenter
 
 logger = logging.getLogger(__name__)
-
-
-def train_and_save(
-    trainer: Any,
-    checkpoint: str | None,
-    processor: Any,
-    num_rows: int,
-    dataset_name: str,
-    tags: Sequence[str],
-) -> Any:
-    """Train (resuming from ``checkpoint`` when given), log and save the train metrics and
-    state, then save the policy WITH its processor (pixel bounds included) to the output
-    folder, so that the next stage and the evaluation load exactly what was trained."""
-    output_dir = trainer.args.output_dir
-    if checkpoint is not None:
-        logger.info("resuming from %s", checkpoint)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(result.metrics, train_samples=num_rows)
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
-    trainer.save_model(output_dir)
-    if trainer.accelerator.is_main_process:
-        processor.save_pretrained(output_dir)
-        trainer.create_model_card(dataset_name=dataset_name, tags=list(tags))
-    logger.info("saved the policy to %s", output_dir)
-    return trainer
 
 
 class SegR1SFTTrainer(ResumeKeyFix, SFTTrainer):
