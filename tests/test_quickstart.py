@@ -78,7 +78,7 @@ def test_stage_keeps_checkpoints_and_resumes(tiny_ckpts, scenes, tmp_path, monke
     assert first.state.global_step == 2
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     # a longer run in the same folder continues from checkpoint-2 (not from step 0)
-    with caplog.at_level("INFO", logger="seg_r1.trainer"):
+    with caplog.at_level("INFO", logger="seg_r1.launch"):
         again = quickstart.run_stage(
             "sft", tiny_ckpts.policy, scenes, out, 3, 0, save_steps=1, resume=True
         )
