@@ -152,12 +152,8 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
             ),
         )
     max_new_tokens = config.max_new_tokens or (TINY_MAX_NEW_TOKENS if tiny else REAL_MAX_NEW_TOKENS)
-    config = replace(
-        config,
-        frame_size=config.frame_size or DEFAULT_FRAME_SIZE,
-        max_new_tokens=max_new_tokens,
-        batch_size=1,
-    )
+    # A null frame_size is the task's (referring: 1024, SPEC §2's demo frame).
+    config = replace(config, max_new_tokens=max_new_tokens, batch_size=1)
     pipe = build_pipeline(config, task="referring")
     if config.segmenter == "sam2":
         seg = f"SAM2 `{config.sam2_config}` (`{config.sam2_checkpoint}`)"

@@ -135,12 +135,6 @@ def mask_from_image(img: Image.Image) -> np.ndarray:
     return binarize_gt(_mask_grey(ImageOps.exif_transpose(img)))
 
 
-def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Binary mask from a ground-truth image file (:func:`mask_from_image`)."""
-    with Image.open(path) as img:
-        return mask_from_image(img)
-
-
 def inspect_mask(
     path: str | os.PathLike[str], image_size: tuple[int, int] | None, check: str = "fast"
 ) -> bool:
