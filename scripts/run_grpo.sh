@@ -20,7 +20,8 @@
 #   OUTPUT_DIR         recipe output_dir (runs/grpo_cod)
 #   NUM_PROCESSES      number of GPUs (nvidia-smi), 1 without GPU
 #   ACCELERATE_CONFIG  configs/accelerate/zero2.yaml with GPUs; without GPU torchrun (gloo) is used
-#                      unless ACCELERATE_CONFIG is set
+#                      unless ACCELERATE_CONFIG is set (zero2/zero3 also run on CPU: DeepSpeed's
+#                      CPU accelerator uses gloo; mixed precision is the recipe's bf16)
 #   RESUME             0; 1 = resume from the latest checkpoint-* in OUTPUT_DIR (same run, same data order)
 #   PY                 .venv/bin/python
 # Recipes under configs/tiny/ build their tiny checkpoints (python -m seg_r1.tiny) and synthetic

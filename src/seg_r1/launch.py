@@ -196,4 +196,22 @@ def train_and_save(
         processor.save_pretrained(output_dir)
         trainer.create_model_card(dataset_name=dataset_name, tags=list(tags))
     logger.info("saved the policy to %s", output_dir)
+    finish_distributed()
     return trainer
+
+
+def finish_distributed() -> None:
+    """Tear the process group down at the end of a successful run (all ranks together).
+
+    A process that exits with its process group alive leaves gloo's worker threads holding
+    tensors; the interpreter then tears down under them and the rank aborts with "terminate
+    called without an active exception" (exit -6) after the run has finished and saved -- and
+    the launcher reports the finished run as failed. Destroying the group first (after a barrier,
+    so that no rank still talks to another) is PyTorch's documented way to shut down. Only on
+    success: a failing rank must not wait in a collective for peers that may never arrive.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
