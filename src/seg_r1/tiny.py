@@ -1,6 +1,8 @@
 """Tiny checkpoints for tests and CPU runs, built locally (no download).
 
     python -m seg_r1.tiny --out runs/tiny [--seed 0]
+    python -m seg_r1.tiny --preset qwen2.5-vl-3b --sam2-preset hiera_l --out runs/full
+                                      # released architectures, random weights (seg_r1.full_size)
 
 writes
 
@@ -25,6 +27,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -204,19 +207,59 @@ def build_tokenizer(spec: TinySpec):
     return tok
 
 
+def qwen25vl_config(
+    tok: Any, text: dict[str, Any], vision: dict[str, Any], tie_word_embeddings: bool
+) -> Any:
+    """A ``Qwen2_5_VLConfig`` from text/vision architecture numbers and the project's tokenizer
+    (its ids of Qwen's special tokens; ``vocab_size`` may exceed the tokenizer, as the released
+    checkpoints' padded vocabularies do). Used by the tiny and the full-size presets."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    return Qwen2_5_VLConfig(
+        text_config={
+            **text,
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": tie_word_embeddings,
+        },
+        vision_config={"out_hidden_size": text["hidden_size"], **vision},
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=tie_word_embeddings,
+    )
+
+
+def set_generation_tokens(model: Any, tok: Any) -> None:
+    """Stop generating at ``<|im_end|>`` (or ``<|endoftext|>``), pad with ``<|endoftext|>``."""
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+
+
+def qwen25vl_processor(tok: Any, min_pixels: int, max_pixels: int) -> Any:
+    """A Qwen2.5-VL processor (image + video processors with these pixel bounds, the chat
+    template) around the project's tokenizer."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size),
+        tokenizer=tok,
+        video_processor=Qwen2VLVideoProcessor(size=size),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
 def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
     """Write a tiny Qwen2.5-VL checkpoint directory to ``out`` and return it."""
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
     _seed_everything(seed)
     tok = build_tokenizer(spec)
-    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     head_dim = spec.text_hidden // spec.text_heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width
@@ -224,55 +267,36 @@ def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
         mrope = list(spec.mrope_section)
         if sum(mrope) != half:
             raise ValueError(f"mrope_section {mrope} must sum to head_dim / 2 = {half}")
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tok),
-            "hidden_size": spec.text_hidden,
-            "intermediate_size": spec.text_intermediate,
-            "num_hidden_layers": spec.text_layers,
-            "num_attention_heads": spec.text_heads,
-            "num_key_value_heads": spec.text_kv_heads,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": float(spec.rope_theta),
-                "mrope_section": mrope,
-            },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "tie_word_embeddings": True,
+    text = {
+        "vocab_size": len(tok),
+        "hidden_size": spec.text_hidden,
+        "intermediate_size": spec.text_intermediate,
+        "num_hidden_layers": spec.text_layers,
+        "num_attention_heads": spec.text_heads,
+        "num_key_value_heads": spec.text_kv_heads,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": float(spec.rope_theta),
+            "mrope_section": mrope,
         },
-        vision_config={
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden,
-            "intermediate_size": spec.vision_intermediate,
-            "num_heads": spec.vision_heads,
-            "out_hidden_size": spec.text_hidden,
-            "fullatt_block_indexes": [spec.vision_depth - 1],
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+    }
+    vision = {
+        "depth": spec.vision_depth,
+        "hidden_size": spec.vision_hidden,
+        "intermediate_size": spec.vision_intermediate,
+        "num_heads": spec.vision_heads,
+        "fullatt_block_indexes": [spec.vision_depth - 1],
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+    }
+    model = Qwen2_5_VLForConditionalGeneration(
+        qwen25vl_config(tok, text, vision, tie_word_embeddings=True)
     )
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    size = {"shortest_edge": spec.min_pixels, "longest_edge": spec.max_pixels}
-    image_processor = Qwen2VLImageProcessor(size=size)
-    video_processor = Qwen2VLVideoProcessor(size=size)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tok,
-        video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE,
-    )
+    set_generation_tokens(model, tok)
+    processor = qwen25vl_processor(tok, spec.min_pixels, spec.max_pixels)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -382,18 +406,59 @@ def build_tiny_checkpoints(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from seg_r1.full_size import (
+        POLICY_PRESETS,
+        SAM2_PRESETS,
+        build_policy_preset,
+        build_sam2_preset,
+        get_sam2_preset,
+    )
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, help="output folder (policy/ and sam2/ go inside)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights (deterministic)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if present")
+    parser.add_argument(
+        "--preset",
+        default="tiny",
+        choices=["tiny", *POLICY_PRESETS],
+        help="policy architecture: the tiny test model, or a released one with random weights "
+        "(seg_r1.full_size; written to OUT/policy)",
+    )
+    parser.add_argument(
+        "--sam2-preset",
+        default="tiny",
+        choices=["tiny", *SAM2_PRESETS],
+        help="SAM2 architecture: the tiny test model, or a packaged SAM2.1 config with random "
+        "weights (written to OUT/sam2 under Meta's checkpoint name)",
+    )
     args = parser.parse_args(argv)
     setup_logging(fmt="%(message)s")
-    tiny = build_tiny_checkpoints(args.out, seed=args.seed, overwrite=args.overwrite)
-    logger.info("policy: %s", tiny.policy)
-    logger.info("sam2 config: %s", tiny.sam2_config)
-    logger.info("sam2 checkpoint: %s", tiny.sam2_checkpoint)
+    out = Path(args.out)
+    if args.preset == "tiny" and args.sam2_preset == "tiny":
+        tiny = build_tiny_checkpoints(out, seed=args.seed, overwrite=args.overwrite)
+        logger.info("policy: %s", tiny.policy)
+        logger.info("sam2 config: %s", tiny.sam2_config)
+        logger.info("sam2 checkpoint: %s", tiny.sam2_checkpoint)
+        return
+    if args.preset != "tiny":  # only what was asked for: the tiny models are not built too
+        policy = out / "policy"
+        if (policy / "config.json").is_file() and not args.overwrite:
+            logger.info("policy %s already at %s", args.preset, policy)
+        else:
+            build_policy_preset(policy, args.preset, seed=args.seed)
+        logger.info("policy: %s", policy)
+    if args.sam2_preset != "tiny":
+        preset = get_sam2_preset(args.sam2_preset)
+        sam2 = out / "sam2"
+        if (sam2 / preset.checkpoint).is_file() and not args.overwrite:
+            logger.info("SAM2 %s already at %s", args.sam2_preset, sam2)
+        else:
+            build_sam2_preset(sam2, args.sam2_preset, seed=args.seed)
+        logger.info("sam2 config: %s", sam2 / preset.config)
+        logger.info("sam2 checkpoint: %s", sam2 / preset.checkpoint)
 
 
 if __name__ == "__main__":
