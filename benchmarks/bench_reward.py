@@ -70,11 +70,16 @@ def _completions(group: int, frame: int, seed: int = 0) -> list[str]:
 
 def _time_encoder(predictor, seconds: list[float]) -> None:
     """Wrap ``predictor.set_image`` so that each encoder pass adds its duration to ``seconds``."""
+    import torch
+
     real = predictor.set_image
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else lambda: None
 
     def timed(image):
+        sync()  # CUDA kernels run asynchronously: time the pass, not its launch
         start = time.perf_counter()
         real(image)
+        sync()
         seconds.append(time.perf_counter() - start)
 
     predictor.set_image = timed
@@ -199,6 +204,7 @@ def main() -> None:
     parser.add_argument("--frame", type=int, default=768, help="reward frame (SPEC: 768)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
     parser.add_argument("--worker", choices=["ours", "official"], help=argparse.SUPPRESS)
     parser.add_argument("--group", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,6 +221,7 @@ def main() -> None:
         f"{'s/pass':>7} {'rss MB':>8} {'py MB':>7}"
     )
     print(header)
+    report = {"config": args.config, "device": args.device, "frame": args.frame, "groups": []}
     for group in args.groups:
         results = {}
         for path in ("ours", "official"):
@@ -250,6 +257,24 @@ def main() -> None:
             f"{normalised:.2f}x with a common {per_pass:.2f} s per encoder pass); "
             f"identical rewards: {same}"
         )
+        report["groups"].append(
+            {
+                "G": group,
+                "ours_seconds": ours,
+                "official_seconds": official,
+                "official_build_seconds": statistics.median(results["official"]["build_seconds"]),
+                "ratio": official / ours,
+                "ratio_without_build": no_build / ours,
+                "ratio_common_encoder": normalised,
+                "encoder_seconds_per_pass": per_pass,
+                "encodes": {p: r["encodes"][0] for p, r in results.items()},
+                "max_rss_mb": {p: r["max_rss_mb"] for p, r in results.items()},
+                "identical_rewards": bool(same),
+            }
+        )
+        if args.out:  # rewritten after each group: an interrupted run keeps what it measured
+            with open(args.out, "w") as handle:
+                json.dump(report, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import torch
 from seg_r1.full_size import (
     POLICY_PRESETS,
     SAM2_PRESETS,
+    PolicyPreset,
+    build_policy_preset,
     build_sam2_preset,
     count_parameters,
     meta_policy,
@@ -41,40 +43,44 @@ def test_preset_has_the_published_parameter_count(name):
 
 
 def test_random_weights_load_with_from_pretrained(tmp_path):
-    """The sharded writer on a small Qwen2.5-VL config: an index + several shards that
-    ``from_pretrained`` loads with nothing missing, norms at one, biases at zero, matrices at
-    the initialiser's standard deviation."""
-    from transformers import AutoModelForImageTextToText, Qwen2_5_VLForConditionalGeneration
+    """A small preset through the same builder: an index + several shards that
+    ``from_pretrained`` and TRL's loader (``config.architectures``) load with nothing missing,
+    norms at one, biases at zero, matrices at the initialiser's standard deviation."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from seg_r1.tiny import TinySpec, build_tokenizer, qwen25vl_config, qwen25vl_processor
-
-    tok = build_tokenizer(TinySpec())
-    text = {
-        "vocab_size": 1024,
-        "hidden_size": 128,
-        "intermediate_size": 256,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
-    }
-    vision = {"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2}
-    config = qwen25vl_config(tok, text, vision, tie_word_embeddings=False)
-    with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(config)
-    out = tmp_path / "policy"
-    index = write_random_weights(model, out, seed=0, shard_bytes=256 * 1024)
-    config.save_pretrained(out)
-    qwen25vl_processor(tok, 56 * 56, 112 * 112).save_pretrained(out)
+    small = PolicyPreset(
+        name="small",
+        source="test",
+        text={
+            "vocab_size": 1024,
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1e6,
+                "mrope_section": [4, 6, 6],
+            },
+        },
+        vision={"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2},
+        tie_word_embeddings=False,
+        published_parameters=0,
+    )
+    out = build_policy_preset(tmp_path / "policy", small, seed=0, shard_bytes=256 * 1024)
+    index = json.loads((out / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1  # really sharded
-    assert json.loads((out / "model.safetensors.index.json").read_text()) == index
+    assert AutoConfig.from_pretrained(out).architectures == ["Qwen2_5_VLForConditionalGeneration"]
+    processor = AutoProcessor.from_pretrained(out)
+    assert processor.image_processor.size == {"shortest_edge": 3136, "longest_edge": 12845056}
 
     loaded, info = AutoModelForImageTextToText.from_pretrained(
         out, dtype=torch.float32, output_loading_info=True
     )
-    assert not info["missing_keys"]
-    assert not info["unexpected_keys"]
+    assert not info["missing_keys"] and not info["unexpected_keys"]
     params = dict(loaded.named_parameters())
+    model, _ = meta_policy(small)
     assert count_parameters(loaded) == count_parameters(model)
     norm = params["model.language_model.norm.weight"]
     assert torch.equal(norm, torch.ones_like(norm))

@@ -187,9 +187,9 @@ def test_tokenizer_corpus_does_not_follow_new_prompts(monkeypatch):
     """The tiny tokenizer's corpus is frozen: a prompt added to seg_r1.prompts must not change
     the BPE merges (the quickstart's result depends on them; adding SYSTEM_PROMPT_SFT once
     moved its held-out IoU from 0.85 to 0.11)."""
-    from seg_r1 import prompts, tiny
+    from seg_r1 import prompts, qwen_parts
 
-    before = tiny._tokenizer_corpus()
+    before = qwen_parts._tokenizer_corpus()
     monkeypatch.setattr(prompts, "SYSTEM_PROMPT_NEW", "a brand new prompt", raising=False)
-    assert tiny._tokenizer_corpus() == before
+    assert qwen_parts._tokenizer_corpus() == before
     assert prompts.SYSTEM_PROMPT_RL in before and prompts.SYSTEM_PROMPT_SFT not in before

@@ -10,7 +10,7 @@ Random weights cost exactly what real ones cost (memory, FLOPs, time); they segm
 * **Policy presets** (:data:`POLICY_PRESETS`): every architecture number is the public
   ``config.json`` of the released checkpoint (cited per preset); the vocabulary keeps the
   model's size (151,936 / 152,064 rows) while the tokenizer is the project's own small BPE
-  (:func:`seg_r1.tiny.build_tokenizer`, ids beyond it are never produced), with the Qwen2.5-VL
+  (:func:`seg_r1.qwen_parts.build_tokenizer`, ids beyond it are never produced), with the Qwen2.5-VL
   chat template and the released ``preprocessor_config.json`` pixel bounds
   (``min_pixels`` 3,136 = 56², ``max_pixels`` 12,845,056 = 3,584²). Weights are written shard by
   shard from a ``meta``-device model (no full copy in memory; HF's initialisation: normal(0,
@@ -158,9 +158,9 @@ def meta_policy(preset: PolicyPreset) -> Any:
     """The preset's model on the ``meta`` device (shapes only, no memory), with its tokenizer."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from seg_r1.tiny import TinySpec, build_tokenizer, qwen25vl_config, set_generation_tokens
+    from seg_r1.qwen_parts import build_tokenizer, qwen25vl_config, set_generation_tokens
 
-    tokenizer = build_tokenizer(TinySpec())
+    tokenizer = build_tokenizer()
     config = qwen25vl_config(
         tokenizer, preset.text, preset.vision, tie_word_embeddings=preset.tie_word_embeddings
     )
@@ -241,19 +241,27 @@ def write_random_weights(
     return index_data
 
 
-def build_policy_preset(out: str | Path, name: str, seed: int = 0) -> Path:
+def build_policy_preset(
+    out: str | Path, preset: str | PolicyPreset, seed: int = 0, shard_bytes: int = 2 * 1024**3
+) -> Path:
     """Write the preset's random-weight checkpoint (weights, config, tokenizer, processor)."""
-    from seg_r1.tiny import qwen25vl_processor
+    from seg_r1.qwen_parts import qwen25vl_processor
 
-    preset = get_policy_preset(name)
+    preset = get_policy_preset(preset) if isinstance(preset, str) else preset
     out = Path(out)
     model, tokenizer = meta_policy(preset)
     model.config.dtype = torch.bfloat16
+    # what save_pretrained records: TRL builds the policy from config.architectures[0]
+    model.config.architectures = [type(model).__name__]
     n = count_parameters(model)
     logger.info(
-        "%s: %.3fB parameters (%s), writing random weights to %s", name, n / 1e9, preset.source, out
+        "%s: %.3fB parameters (%s), writing random weights to %s",
+        preset.name,
+        n / 1e9,
+        preset.source,
+        out,
     )
-    write_random_weights(model, out, seed=seed)
+    write_random_weights(model, out, seed=seed, shard_bytes=shard_bytes)
     model.config.save_pretrained(out)
     model.generation_config.save_pretrained(out)
     qwen25vl_processor(tokenizer, preset.min_pixels, preset.max_pixels).save_pretrained(out)
