@@ -136,22 +136,21 @@ SAM2_PRESETS: dict[str, SAM2Preset] = {
 }
 
 
-def get_policy_preset(name: str) -> PolicyPreset:
+def _lookup(table: dict[str, Any], name: str, what: str) -> Any:
     try:
-        return POLICY_PRESETS[name]
+        return table[name]
     except KeyError:
         raise ValueError(
-            f"unknown policy preset {name!r}; choose from {sorted(POLICY_PRESETS)} or 'tiny'"
+            f"unknown {what} preset {name!r}; choose from {sorted(table)} or 'tiny'"
         ) from None
+
+
+def get_policy_preset(name: str) -> PolicyPreset:
+    return _lookup(POLICY_PRESETS, name, "policy")
 
 
 def get_sam2_preset(name: str) -> SAM2Preset:
-    try:
-        return SAM2_PRESETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown SAM2 preset {name!r}; choose from {sorted(SAM2_PRESETS)} or 'tiny'"
-        ) from None
+    return _lookup(SAM2_PRESETS, name, "SAM2")
 
 
 def meta_policy(preset: PolicyPreset) -> Any:
