@@ -30,7 +30,9 @@ EXIF_ORIENTATION = 0x0112
 @pytest.fixture(scope="module")
 def app(tiny_ckpts, tmp_path_factory) -> demo_core.SegR1Demo:
     """The app exactly as ``demo/seg_r1_web_demo.py`` builds it with no model arguments."""
-    args = demo_app.build_parser().parse_args(["--tiny_dir", str(tiny_ckpts.root)])
+    args = demo_app.build_parser().parse_args(
+        ["--tiny_dir", str(tiny_ckpts.root), "--quickstart_dir", ""]
+    )
     return demo_app.load_demo(args)
 
 
@@ -250,7 +252,7 @@ def test_display_size_bounds():
         ("referring", "", 1024, "referring task needs a query"),
         ("reasoning", "   ", 1024, "reasoning task needs a query"),
         ("detect", "", 1024, "Unknown task"),
-        ("foreground", "", 64, "between 256 and 2048"),
+        ("foreground", "", 32, "between 64 and 2048"),
         ("foreground", "", "big", "must be a number"),
         ("foreground", "", float("inf"), "must be a number"),
     ],

@@ -100,7 +100,7 @@ def _browser(executable: str):
 @pytest.fixture(scope="module")
 def served(tiny_ckpts, tmp_path_factory):
     """The demo as ``demo/seg_r1_web_demo.py --segmenter classical`` starts it, on a free port."""
-    argv = ["--tiny_dir", str(tiny_ckpts.root), "--segmenter", "classical"]
+    argv = ["--tiny_dir", str(tiny_ckpts.root), "--segmenter", "classical", "--quickstart_dir", ""]
     app = demo_app.load_demo(demo_app.build_parser().parse_args(argv))
     examples = demo_app.write_examples(tmp_path_factory.mktemp("examples"), size=256)
     demo = demo_app.build_demo(app, examples)

@@ -3,6 +3,7 @@ mask-prompt statistics are logged, the batch is segmented once, both segmenter b
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,12 @@ def test_grpo_smoke_train(tiny_ckpts, synthetic_root, tmp_path, recipe, segmente
     # saved for the next stage: weights + processor
     assert (tmp_path / "out" / "model.safetensors").is_file()
     assert (tmp_path / "out" / "processor_config.json").is_file()
+    # ... and the frame its answers' coordinates refer to (read by eval and the demo)
+    facts = json.loads((tmp_path / "out" / "seg_r1.json").read_text())
+    assert facts["frame_size"] == 112 and facts["stage"] == {"prerl.yaml": "prerl"}.get(
+        recipe, "rl"
+    )
+    assert facts["answer_mode"] == ("points" if recipe == "prerl.yaml" else "full")
 
 
 def _trainer(tiny, data, out, segmenter_name, **config):

@@ -26,7 +26,6 @@ from transformers import HfArgumentParser
 
 from seg_r1.data.synthetic import make_scene, scene_rng
 from seg_r1.demo_core import (
-    DEFAULT_FRAME_SIZE,
     DEFAULT_OPACITY,
     DEMO_TASKS,
     FRAME_SIZE_MAX,
@@ -43,6 +42,7 @@ from seg_r1.demo_core import (
 )
 from seg_r1.inference import PipelineConfig, build_pipeline
 from seg_r1.logs import setup_logging
+from seg_r1.policy import read_training_meta
 from seg_r1.segmenters import DEFAULT_SAM2_CHECKPOINT
 from seg_r1.tiny import build_tiny_checkpoints
 
@@ -103,6 +103,14 @@ class DemoArguments:
         default="runs/tiny",
         metadata={"help": "Where the tiny checkpoints are built (used without --model_path)."},
     )
+    quickstart_dir: str = field(
+        default="runs/quickstart",
+        metadata={
+            "help": "Without --model_path, the policy `bash scripts/quickstart.sh` trained "
+            "(<dir>/grpo) is served when there is one, with its synthetic test scenes as "
+            "examples; '' skips it (then the tiny random checkpoints are the fallback)."
+        },
+    )
     host: str = field(
         default="127.0.0.1",
         metadata={"help": "Address to bind; 0.0.0.0 serves every interface."},
@@ -133,16 +141,47 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
 
 
+def quickstart_policy(args: argparse.Namespace) -> Path | None:
+    """The quickstart's trained policy (``<quickstart_dir>/grpo``) when it exists."""
+    if not args.quickstart_dir:
+        return None
+    policy = Path(args.quickstart_dir) / "grpo"
+    return policy if (policy / "config.json").is_file() else None
+
+
+def quickstart_examples(args: argparse.Namespace, n: int = 4) -> list[list[str]]:
+    """Held-out scenes of the quickstart (``<quickstart_dir>/data/Test/Image``) as examples."""
+    images = sorted((Path(args.quickstart_dir) / "data" / "Test" / "Image").glob("*.jpg"))
+    return [[str(path), "foreground", ""] for path in images[:n]]
+
+
 def load_demo(args: argparse.Namespace) -> SegR1Demo:
-    """Load the models named by the command-line ``args`` and build the app."""
+    """Load the models named by the command-line ``args`` and build the app. Without
+    ``--model_path``: the quickstart's trained policy when there is one, else the tiny
+    random-weight checkpoints."""
     config = pipeline_config(args)
-    tiny = config.model_path is None
+    quickstart = quickstart_policy(args) if config.model_path is None else None
+    sam2_defaults = config.sam2_checkpoint == DEFAULT_SAM2_CHECKPOINT
+    tiny = config.model_path is None and quickstart is None
+    note = ""
+    if quickstart is not None:
+        # The quickstart trains and scores with the classical segmenter (GrabCut seeded by the
+        # prompts); it is served the same way unless a segmenter was chosen.
+        segmenter = (
+            "classical" if config.segmenter == "sam2" and sam2_defaults else config.segmenter
+        )
+        config = replace(config, model_path=str(quickstart), segmenter=segmenter)
+        logger.info("no --model_path: serving the quickstart's trained policy %s", quickstart)
+        note = (
+            "> Serving **the quickstart's trained policy** (`bash scripts/quickstart.sh`): a "
+            "tiny policy trained on synthetic scenes, which segments scenes like the examples, "
+            "not real photos. Start the demo with `--model_path` for a Seg-R1 checkpoint."
+        )
     if tiny:
         checkpoints = build_tiny_checkpoints(args.tiny_dir)
         logger.info(
             "no --model_path: using the tiny random-weight checkpoints in %s", args.tiny_dir
         )
-        sam2_defaults = config.sam2_checkpoint == DEFAULT_SAM2_CHECKPOINT
         config = replace(
             config,
             model_path=str(checkpoints.policy),
@@ -151,20 +190,31 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
                 str(checkpoints.sam2_checkpoint) if sam2_defaults else config.sam2_checkpoint
             ),
         )
-    max_new_tokens = config.max_new_tokens or (TINY_MAX_NEW_TOKENS if tiny else REAL_MAX_NEW_TOKENS)
-    # A null frame_size is the task's (referring: 1024, SPEC §2's demo frame).
+    small = tiny or quickstart is not None  # tiny policies: answers of ~70 tokens at most
+    max_new_tokens = config.max_new_tokens or (
+        TINY_MAX_NEW_TOKENS if small else REAL_MAX_NEW_TOKENS
+    )
+    # A null frame_size is the checkpoint's training frame (its seg_r1.json) when it records
+    # one, else the task's (referring: 1024, SPEC §2's demo frame).
     config = replace(config, max_new_tokens=max_new_tokens, batch_size=1)
     pipe = build_pipeline(config, task="referring")
+    recorded = config.frame_size is None and "frame_size" in read_training_meta(config.model_path)
     if config.segmenter == "sam2":
         seg = f"SAM2 `{config.sam2_config}` (`{config.sam2_checkpoint}`)"
     else:
         seg = "classical GrabCut stand-in (not SAM2)"
     description = (
         f"**Policy** `{config.model_path}` · **Segmenter** {seg} · **Device** `{pipe.device}` · "
-        f"**Max new tokens** {max_new_tokens}"
+        f"**Max new tokens** {max_new_tokens} · **Frame** {pipe.frame_size}"
+        + (" (the checkpoint's training frame)" if recorded else "")
+        + (f"\n\n{note}" if note else "")
     )
     return SegR1Demo.from_pipeline(
-        pipe, description=description, tiny=tiny, max_new_tokens=max_new_tokens
+        pipe,
+        description=description,
+        tiny=tiny,
+        max_new_tokens=max_new_tokens,
+        default_frame=pipe.frame_size,
     )
 
 
@@ -271,7 +321,7 @@ def build_demo(app: SegR1Demo, examples: Sequence[Sequence[str]] = ()) -> Any:
                     frame_size = gr.Slider(
                         FRAME_SIZE_MIN,
                         FRAME_SIZE_MAX,
-                        value=DEFAULT_FRAME_SIZE,
+                        value=app.default_frame,
                         step=FRAME_SIZE_STEP,
                         label="Frame size (px)",
                         info="The image is resized to this square frame; the answer's "
@@ -404,7 +454,12 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(fmt="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own health checks
     app = load_demo(args)
-    examples = [] if args.no_examples else write_examples(Path(args.cache_dir) / "examples")
+    if args.no_examples:
+        examples = []
+    elif args.model_path is None and quickstart_policy(args) is not None:
+        examples = quickstart_examples(args)  # the scenes the served policy was trained for
+    else:
+        examples = write_examples(Path(args.cache_dir) / "examples")
     demo = build_demo(app, examples)
     allowed = [str(Path(args.cache_dir).resolve())]
     launch(demo, args.host, args.port, args.share, allowed_paths=allowed)

@@ -55,10 +55,11 @@ TASK_LABELS: dict[str, str] = {t: get_task(t).label for t in DEMO_TASKS}
 QUERY_TASKS: tuple[str, ...] = tuple(t for t in DEMO_TASKS if get_task(t).needs_query)
 #: SPEC §2: referring/reasoning evaluation and the demo use a 1024x1024 frame.
 DEFAULT_FRAME_SIZE = QUERY_FRAME
-#: Frame-size slider bounds. 256 is the smallest frame on which a box of a few pixels is
-#: still meaningful; 2048^2 = 4.2 MP stays within the released checkpoints' processor bound
-#: (16384 * 28^2 = 12.8 MP) while keeping CPU generation bearable. Step 32 reaches 768 and 1024.
-FRAME_SIZE_MIN, FRAME_SIZE_MAX, FRAME_SIZE_STEP = 256, 2048, 32
+#: Frame-size slider bounds. 64 admits the frames of checkpoints trained here (tiny recipes
+#: 112, the quickstart 224; step 16 reaches them and the SPEC's 768 and 1024); 2048^2 = 4.2 MP
+#: stays within the released checkpoints' processor bound (16384 * 28^2 = 12.8 MP) while
+#: keeping CPU generation bearable.
+FRAME_SIZE_MIN, FRAME_SIZE_MAX, FRAME_SIZE_STEP = 64, 2048, 16
 DEFAULT_OPACITY = 0.5
 #: Display size: big uploads are shown at most 1600 px on the long side (a browser shows no
 #: more, and it keeps page updates small); tiny ones are enlarged (nearest neighbour) to at
@@ -323,6 +324,8 @@ class SegR1Demo:
         tiny: the models are the tiny random-weight test checkpoints (the header says so).
         max_new_tokens: generation budget per answer.
         work_dir: where mask PNGs for download are written (a temporary folder by default).
+        default_frame: the frame of a run that names none (the page's initial slider value):
+            the checkpoint's training frame when it records one, else SPEC's demo frame.
     """
 
     def __init__(
@@ -334,7 +337,9 @@ class SegR1Demo:
         tiny: bool = False,
         max_new_tokens: int = REAL_MAX_NEW_TOKENS,
         work_dir: str | Path | None = None,
+        default_frame: int = DEFAULT_FRAME_SIZE,
     ) -> None:
+        self.default_frame = int(default_frame)
         self.model = model
         self.processor = processor
         self.segmenter = segmenter
@@ -410,7 +415,7 @@ class SegR1Demo:
         image: Any,
         task: str = "foreground",
         query: str = "",
-        frame_size: int = DEFAULT_FRAME_SIZE,
+        frame_size: int | None = None,
         answer: str | None = None,
     ) -> DemoResult:
         """Segment ``image``: the policy answers (or ``answer`` is used as its answer), the
@@ -421,7 +426,8 @@ class SegR1Demo:
             task: one of :data:`DEMO_TASKS`.
             query: the expression (referring) or question/phrase (reasoning); ignored for
                 foreground.
-            frame_size: side of the square frame the answer's coordinates refer to.
+            frame_size: side of the square frame the answer's coordinates refer to (None:
+                :attr:`default_frame`).
             answer: an answer text to use INSTEAD of generating one (the page's "Segment from
                 this answer"): it is parsed and segmented exactly like a generated one.
 
@@ -430,6 +436,8 @@ class SegR1Demo:
         """
         task = (task or "").strip().lower()
         query = (query or "").strip() if task in QUERY_TASKS else ""
+        if frame_size is None:
+            frame_size = self.default_frame
         try:
             rgb, size = self._check(image, task, query, frame_size, needs_query=answer is None)
         except InputProblem as problem:

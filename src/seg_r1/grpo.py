@@ -87,8 +87,19 @@ def main(
         answer_mode=script_args.answer_mode,
         answer_rule=script_args.answer_rule,
     )
+    facts = {
+        "stage": script_args.stage,
+        "frame_size": script_args.frame_size,
+        "answer_mode": script_args.answer_mode,
+    }
     return train_and_save(
-        trainer, checkpoint, processor, len(dataset), ",".join(script_args.datasets), ["seg-r1"]
+        trainer,
+        checkpoint,
+        processor,
+        len(dataset),
+        ",".join(script_args.datasets),
+        ["seg-r1"],
+        training_facts=facts,
     )
 
 

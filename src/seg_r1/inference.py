@@ -49,6 +49,7 @@ from seg_r1.frame import resize_mask, resize_to_frame
 from seg_r1.policy import (
     ATTN_IMPLEMENTATIONS,
     DTYPES,
+    checkpoint_frame,
     load_policy,
     resolve_device,
     set_pixel_bounds,
@@ -332,8 +333,9 @@ class PipelineConfig(SegmenterConfig):
         default=None,
         metadata={
             "help": "Side of the square frame the image is resized to; the answer's "
-            "coordinates refer to it (null: the task's, SPEC §2: 768 foreground, 1024 "
-            "referring / reasoning / demo)."
+            "coordinates refer to it (null: the frame a checkpoint trained here records in "
+            "its seg_r1.json, else the task's, SPEC §2: 768 foreground, 1024 referring / "
+            "reasoning / demo)."
         },
     )
     max_new_tokens: int | None = field(
@@ -389,10 +391,11 @@ class PipelineConfig(SegmenterConfig):
                 raise ValueError(f"{name} must be positive, got {value}")
 
     def task_defaults(self, task: str) -> tuple[int, int]:
-        """``(frame_size, max_new_tokens)``: this config's, or the task's where null
-        (:mod:`seg_r1.tasks`)."""
+        """``(frame_size, max_new_tokens)``: this config's; where null, the frame the checkpoint
+        was trained in (its ``seg_r1.json``, :func:`seg_r1.policy.checkpoint_frame`), else the
+        task's (:mod:`seg_r1.tasks`, SPEC §2 -- released checkpoints)."""
         spec = get_task(task)
-        frame = self.frame_size or spec.frame_size
+        frame = self.frame_size or checkpoint_frame(self.model_path) or spec.frame_size
         budget = self.max_new_tokens or spec.eval_max_new_tokens or DEFAULT_MAX_NEW_TOKENS
         return frame, budget
 

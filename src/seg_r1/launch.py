@@ -14,7 +14,7 @@ import trl
 
 from seg_r1 import logs
 from seg_r1.configs import GRPOScriptArguments, SegR1ModelConfig
-from seg_r1.policy import set_pixel_bounds
+from seg_r1.policy import set_pixel_bounds, write_training_meta
 from seg_r1.segmenters import (
     DEFAULT_SAM2_CHECKPOINT,
 )
@@ -179,10 +179,13 @@ def train_and_save(
     num_rows: int,
     dataset_name: str,
     tags: Sequence[str],
+    training_facts: dict[str, Any] | None = None,
 ) -> Any:
     """Train (resuming from ``checkpoint`` when given), log and save the train metrics and
-    state, then save the policy WITH its processor (pixel bounds included) to the output
-    folder, so that the next stage and the evaluation load exactly what was trained."""
+    state, then save the policy WITH its processor (pixel bounds included) and its
+    ``training_facts`` (:func:`seg_r1.policy.write_training_meta`: the frame its answers refer
+    to) to the output folder, so that the next stage, the evaluation and the demo load exactly
+    what was trained and read its answers in the right frame."""
     output_dir = trainer.args.output_dir
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
@@ -194,6 +197,7 @@ def train_and_save(
     trainer.save_model(output_dir)
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(output_dir)
+        write_training_meta(output_dir, **(training_facts or {}))
         trainer.create_model_card(dataset_name=dataset_name, tags=list(tags))
     logger.info("saved the policy to %s", output_dir)
     finish_distributed()

@@ -1,9 +1,11 @@
-"""The policy: loading a Qwen2.5-VL checkpoint for inference (device, dtype, attention) and its
-processor's pixel bounds (the 28-multiple size the model sees, :mod:`seg_r1.frame`)."""
+"""The policy: loading a Qwen2.5-VL checkpoint for inference (device, dtype, attention), its
+processor's pixel bounds (the 28-multiple size the model sees, :mod:`seg_r1.frame`), and the
+training facts a checkpoint trained here carries in its own folder (:data:`TRAINING_META`)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,43 @@ def pixel_bounds(processor: Any) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- pipeline
+
+
+# --------------------------------------------------------------------------- training facts
+
+#: File in a checkpoint trained by this repository: the frame its answers' coordinates refer to
+#: (and the answer mode, stage). Released Seg-R1 checkpoints have none: they keep SPEC's frames.
+TRAINING_META = "seg_r1.json"
+
+
+def write_training_meta(output_dir: str | Path, **facts: Any) -> Path:
+    """Write ``facts`` (``frame_size``, ``answer_mode``, ``stage``; ``None`` values dropped)."""
+    path = Path(output_dir) / TRAINING_META
+    path.write_text(json.dumps({k: v for k, v in facts.items() if v is not None}, indent=2))
+    return path
+
+
+def read_training_meta(model_path: str | Path | None) -> dict[str, Any]:
+    """The checkpoint's :data:`TRAINING_META` (``{}`` without one, or for a hub id)."""
+    if not model_path:
+        return {}
+    path = Path(model_path) / TRAINING_META
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise PolicyLoadError(f"{path} is not valid JSON ({error}); fix or delete it") from None
+
+
+def checkpoint_frame(model_path: str | Path | None) -> int | None:
+    """The training frame recorded in the checkpoint, if any (logged when used)."""
+    frame = read_training_meta(model_path).get("frame_size")
+    if frame is not None:
+        logger.info(
+            "frame %d: the training frame of %s (%s); pass --frame_size to override",
+            frame,
+            model_path,
+            TRAINING_META,
+        )
+    return frame

@@ -90,7 +90,11 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
         peft_config=get_peft_config(model_args),
     )
     source = script_args.sft_data or ",".join(script_args.datasets)
-    return train_and_save(trainer, checkpoint, processor, num_rows, source, ["seg-r1", "sft"])
+    # frame_size None (FCoT images as stored) records no frame: the SPEC's frames then apply
+    facts = {"stage": "sft", "frame_size": script_args.frame_size}
+    return train_and_save(
+        trainer, checkpoint, processor, num_rows, source, ["seg-r1", "sft"], training_facts=facts
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
