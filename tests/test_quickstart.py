@@ -90,3 +90,17 @@ def test_stage_keeps_checkpoints_and_resumes(tiny_ckpts, scenes, tmp_path, monke
 
     with pytest.raises(LaunchError, match="already holds checkpoints"):
         quickstart.run_stage("sft", tiny_ckpts.policy, scenes, out, 3, 0)
+
+
+def test_stage_extra_arguments_override_the_recipe(tiny_ckpts, scenes, tmp_path, monkeypatch):
+    """--sft-args / --grpo-args reach the stage last: they win over the recipe and the
+    quickstart's own overrides (SFT_OVERRIDES sets lr 1e-3)."""
+    monkeypatch.setattr(
+        quickstart,
+        "SFT_OVERRIDES",
+        [*quickstart.SFT_OVERRIDES, "--per_device_train_batch_size", "2"],
+    )
+    trainer = quickstart.run_stage(
+        "sft", tiny_ckpts.policy, scenes, tmp_path / "sft", 1, 0, extra=["--learning_rate", "0.25"]
+    )
+    assert trainer.args.learning_rate == 0.25

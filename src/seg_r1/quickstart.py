@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import shutil
 import time
 from collections import Counter
@@ -146,6 +147,7 @@ def run_stage(
     seed: int,
     save_steps: int = 0,
     resume: bool = False,
+    extra: Sequence[str] = (),
 ) -> Any:
     """Stages 3 and 4: ``stage`` = ``"sft"`` (``configs/tiny/sft.yaml`` +
     :data:`SFT_OVERRIDES`) or ``"grpo"`` (``configs/tiny/grpo.yaml`` + :data:`GRPO_OVERRIDES`),
@@ -153,7 +155,7 @@ def run_stage(
 
     ``save_steps`` > 0 keeps a ``checkpoint-*`` every that many steps (all of them); with
     ``resume`` the stage continues from its last one (if that is its last step, it only reloads
-    the state).
+    the state). ``extra`` arguments go last (they override the recipe and the overrides).
     """
 
     module, overrides = {"sft": (sft, SFT_OVERRIDES), "grpo": (grpo, GRPO_OVERRIDES)}[stage]
@@ -166,6 +168,7 @@ def run_stage(
         "--seed", str(seed),
         *overrides,
     ]  # fmt: skip
+    argv += list(extra)
     if save_steps > 0:
         argv += ["--save_strategy", "steps", "--save_steps", str(save_steps)]
         argv += ["--save_total_limit", str(steps // save_steps + 1)]
@@ -324,6 +327,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "(same arguments; needs --save-steps)",
     )
     parser.add_argument(
+        "--sft-args",
+        default="",
+        help='extra seg_r1.sft arguments, one string (e.g. "--learning_rate 5e-4")',
+    )
+    parser.add_argument(
+        "--grpo-args",
+        default="",
+        help='extra seg_r1.grpo arguments, one string (e.g. "--num_generations 8 '
+        '--per_device_train_batch_size 16")',
+    )
+    parser.add_argument(
         "--rope-theta",
         type=float,
         default=QUICKSTART_SPEC.rope_theta,
@@ -374,13 +388,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _stage(2, f"SFT warm-up ({args.sft_steps} steps)")
     keep = {"save_steps": args.save_steps, "resume": args.resume}
     sft_trainer = run_stage(
-        "sft", tiny.policy, data, out / "sft", args.sft_steps, args.seed, **keep
-    )
+        "sft", tiny.policy, data, out / "sft", args.sft_steps, args.seed,
+        extra=shlex.split(args.sft_args), **keep,
+    )  # fmt: skip
 
     _stage(3, f"GRPO with the classical segmenter ({args.grpo_steps} steps)")
     grpo_trainer = run_stage(
-        "grpo", out / "sft", data, out / "grpo", args.grpo_steps, args.seed, **keep
-    )
+        "grpo", out / "sft", data, out / "grpo", args.grpo_steps, args.seed,
+        extra=shlex.split(args.grpo_args), **keep,
+    )  # fmt: skip
 
     _stage(4, "held-out evaluation")
 
@@ -421,6 +437,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reward_last": round(reward_window(grpo_trainer, first=False), 4),
         "steps": int(grpo_trainer.state.global_step),
         "sft_steps": args.sft_steps,
+        "sft_args": args.sft_args,
+        "grpo_args": args.grpo_args,
         "seconds": round(time.time() - start, 1),
         "format_ok_sft": sft_eval["format_ok"],
         "format_ok_grpo": grpo_eval["format_ok"],
