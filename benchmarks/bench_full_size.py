@@ -362,6 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     import torch
 
+    given = list(argv if argv is not None else sys.argv[1:])  # forwarded to each part
     paths = ensure_checkpoints(args)
     write_scenes(Path(args.scenes), max(4, args.eval_images, args.sam2_images + 1), args.frame)
     report: dict[str, Any] = {
@@ -375,16 +376,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "frame": args.frame,
         "max_completion_length": args.max_completion_length,
         "prompts_x_generations": [args.prompts, args.num_generations],
-        "command": " ".join(
-            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": " ".join([Path(sys.argv[0]).name, *given]),
         "checkpoints": paths,
     }
-    forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
     for part in args.parts:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
             result_path = handle.name
-        command = [sys.executable, __file__, *forwarded, "--part", part]
+        command = [sys.executable, __file__, *given, "--part", part]
         command += ["--paths", json.dumps(paths), "--result", result_path]
         start = time.perf_counter()
         proc = subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})

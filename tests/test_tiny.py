@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from seg_r1.prompts import build_chat
-from seg_r1.tiny import GRAMMAR_TOKENS, QWEN_SPECIAL_TOKENS, TinySpec, build_policy, build_sam2
+from seg_r1.qwen_parts import GRAMMAR_TOKENS, QWEN_SPECIAL_TOKENS
+from seg_r1.tiny import TinySpec, build_policy, build_sam2
 
 
 def _digest(folder: Path) -> dict[str, str]:

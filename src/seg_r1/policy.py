@@ -165,9 +165,6 @@ def pixel_bounds(processor: Any) -> tuple[int, int]:
     return int(size["shortest_edge"]), int(size["longest_edge"])
 
 
-# --------------------------------------------------------------------------- pipeline
-
-
 # --------------------------------------------------------------------------- training facts
 
 #: File in a checkpoint trained by this repository: the frame its answers' coordinates refer to

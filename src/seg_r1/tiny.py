@@ -31,10 +31,7 @@ import numpy as np
 import torch
 
 from seg_r1.logs import setup_logging
-from seg_r1.qwen_parts import (  # noqa: F401  (re-exported: the tiny checkpoints' parts)
-    CHAT_TEMPLATE,
-    GRAMMAR_TOKENS,
-    QWEN_SPECIAL_TOKENS,
+from seg_r1.qwen_parts import (
     TOKENIZER_VOCAB,
     build_tokenizer,
     qwen25vl_config,
