@@ -150,7 +150,7 @@ def test_dataset_specs():
         ({"frame_size": 10}, "frame_size must be an integer >= 28"),
         ({"reward_funcs": ["iou"]}, "unknown reward 'iou'.*dotted import path"),
         ({"reward_funcs": ["no_such_module.reward"]}, "cannot be imported"),
-        ({"segmenter": "sam3"}, "segmenter must be one of"),
+        ({"segmenter": "sam4"}, "segmenter must be one of"),
         ({"sam2_dtype": "float16"}, "sam2_dtype must be one of"),
         ({"datasets": []}, "datasets is empty"),
         ({"max_train_samples": 0}, "max_train_samples must be >= 1"),
@@ -212,3 +212,28 @@ def test_missing_inputs_fail_with_instructions(tmp_path):
         check_sam2(GRPOScriptArguments(sam2_checkpoint=str(tmp_path / "sam2.pt")))
     check_sam2(GRPOScriptArguments(segmenter="classical", sam2_checkpoint="missing.pt"))
     check_sam2(GRPOScriptArguments(reward_funcs=["format"], sam2_checkpoint="missing.pt"))
+
+
+def test_faithful_recipes_keep_the_papers_policy_segmenter_and_coordinates():
+    """The other-model recipes are additions: every faithful recipe names no coordinate
+    convention (so a Qwen2.5-VL checkpoint answers in frame pixels), uses Meta's SAM2 (or the
+    tiny ones the classical stand-in) and keeps the paper's prompts verbatim."""
+    from seg_r1 import prompts
+    from seg_r1.families import resolve_coordinates
+
+    others = {"grpo_cod_qwen3vl.yaml", "grpo_cod_qwen3vl_sam3.yaml"}
+    assert others <= {p.name for p in RECIPES}
+    for path in RECIPES:
+        script_args, _, model_args = _parse(path)
+        if path.name in others:
+            assert script_args.coordinates == "relative_1000"
+            assert "Qwen3-VL" in model_args.model_name_or_path
+            continue
+        assert script_args.coordinates is None, path
+        assert resolve_coordinates(None, "runs/prerl") == "frame"  # no checkpoint: the paper's
+        if not _is_sft(path):
+            expected = "classical" if path.parent.name == "tiny" else "sam2"
+            assert script_args.segmenter == expected, path
+    chat = prompts.build_chat("rl")
+    assert chat[0]["content"][0]["text"] == prompts.SYSTEM_PROMPT_RL
+    assert chat[1]["content"][1]["text"] == prompts.USER_PROMPT_FOREGROUND

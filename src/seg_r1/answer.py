@@ -14,6 +14,10 @@ Conventions
 Coordinates are absolute pixels of the *frame* the image was resized to (XYXY boxes, ``(x, y)``
 points, sizes ``(height, width)``; :mod:`seg_r1.frame` states the conventions); coordinates
 outside the frame are clipped to it. Labels: 1 = foreground (object) point, 0 = background.
+A policy whose family grounds in relative coordinates (Qwen3-VL: ``0..1000``) WRITES its numbers
+in that convention; ``parse_answer(..., coordinates="relative_1000")`` maps them to frame pixels
+first (:func:`seg_r1.frame.answer_to_frame`, the one mapping), so every parsed answer is in frame
+pixels whatever the convention.
 
 Decisions (documented here, pinned by ``tests/test_answer.py``)
 ----------------------------------------------------------------
@@ -55,7 +59,13 @@ from typing import Literal
 
 import numpy as np
 
-from seg_r1.frame import clip_to_frame, frame_hw
+from seg_r1.frame import (
+    answer_to_frame,
+    check_coordinates,
+    clip_to_frame,
+    frame_hw,
+    frame_to_answer,
+)
 
 Mode = Literal["full", "points"]
 MODES: tuple[str, ...] = ("full", "points")
@@ -235,21 +245,32 @@ def _field(text: str, tag: str, reader) -> tuple[str, list]:
     return "parsed", items
 
 
-def parse_answer(text: str, frame_size: int | Sequence[int], mode: Mode = "full") -> ParsedAnswer:
+def parse_answer(
+    text: str,
+    frame_size: int | Sequence[int],
+    mode: Mode = "full",
+    coordinates: str = "frame",
+) -> ParsedAnswer:
     """Parse one model answer. Never raises on any ``text`` (non-strings give a failed result).
 
     Args:
         text: the completion text.
         frame_size: the frame the coordinates refer to, ``int`` or ``(height, width)``.
         mode: ``"full"`` (think + boxes + points + labels) or ``"points"`` (pre-RL).
+        coordinates: the convention the numbers are WRITTEN in (:data:`seg_r1.frame.COORDINATES`):
+            ``"frame"`` pixels (the paper's) or ``"relative_1000"``; they are mapped to frame
+            pixels (:func:`seg_r1.frame.answer_to_frame`) before clipping, so the result is in
+            frame pixels either way.
 
     Returns:
         A :class:`ParsedAnswer`; see the module doc for normalisation and validity rules.
 
     Raises:
-        ValueError: only for a bad ``frame_size`` or ``mode`` (programming errors).
+        ValueError: only for a bad ``frame_size``, ``mode`` or ``coordinates`` (programming
+        errors).
     """
     hw = frame_hw(frame_size)
+    check_coordinates(coordinates)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(text, str):
@@ -269,7 +290,7 @@ def parse_answer(text: str, frame_size: int | Sequence[int], mode: Mode = "full"
     boxes = np.concatenate(
         [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1
     )
-    boxes = clip_to_frame(boxes, hw)
+    boxes = clip_to_frame(answer_to_frame(boxes, hw, coordinates), hw)
     valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     dropped += int((~valid).sum())
     boxes = boxes[valid]
@@ -281,7 +302,8 @@ def parse_answer(text: str, frame_size: int | Sequence[int], mode: Mode = "full"
     has_points = points_status == "parsed" and len(raw_points) > 0
     has_labels = labels_status == "parsed" and len(raw_labels) > 0
     if labels_match:
-        points = clip_to_frame(np.asarray(raw_points, dtype=np.float64).reshape(-1, 2), hw)
+        raw = np.asarray(raw_points, dtype=np.float64).reshape(-1, 2)
+        points = clip_to_frame(answer_to_frame(raw, hw, coordinates), hw)
         labels = np.asarray(raw_labels, dtype=np.int64)
     else:
         points, labels = _empty_points()
@@ -374,6 +396,8 @@ def format_answer(
     points: Sequence[Sequence[float]] | np.ndarray = (),
     labels: Sequence[int] | np.ndarray = (),
     think: str | None = None,
+    frame_size: int | Sequence[int] | None = None,
+    coordinates: str = "frame",
 ) -> str:
     """Write an answer in the canonical grammar (the inverse of :func:`parse_answer`).
 
@@ -382,6 +406,10 @@ def format_answer(
         points: ``(M, 2)`` ``(x, y)`` frame pixels; written with ``labels`` unless both empty.
         labels: ``(M,)`` 1 = foreground, 0 = background.
         think: reasoning text; ``None`` writes no ``<think>`` block, ``""`` an empty one.
+        frame_size, coordinates: the convention to WRITE in. ``"frame"`` (default) writes the
+            frame pixels as given; ``"relative_1000"`` maps them to ``0..1000`` of
+            ``frame_size`` (:func:`seg_r1.frame.frame_to_answer`) and rounds to integers, as
+            Qwen3-VL writes them.
 
     Integral values are written as integers (``12``), others in Python's shortest repr.
     With boxes the parts are separated by ``", "`` like the RL prompt; without boxes (pre-RL)
@@ -399,6 +427,13 @@ def format_answer(
         raise ValueError(f"need one label per point: {labs.shape} labels, {pts.shape} points")
     if not np.isin(labs, (0, 1)).all():
         raise ValueError(f"labels must be 0 or 1, got {labs.tolist()}")
+    if check_coordinates(coordinates) != "frame":
+        if frame_size is None:
+            raise ValueError(f"coordinates={coordinates!r} needs the frame_size to map from")
+        if box_arr is not None:
+            box_arr = np.rint(frame_to_answer(box_arr, frame_size, coordinates))
+        if pts.shape[0]:
+            pts = np.rint(frame_to_answer(pts, frame_size, coordinates))
     parts = [f"<bbox>{_list(b)}</bbox>" for b in (box_arr if box_arr is not None else [])]
     if pts.shape[0]:
         parts.append("<points>[" + ",".join(_list(p) for p in pts) + "]</points>")

@@ -38,6 +38,7 @@ from typing import Any
 import trl
 
 from seg_r1.data import FOREGROUND_DATASETS, REFER_DATASETS
+from seg_r1.families import CoordinatesArguments
 from seg_r1.rewards import REWARD_FUNCS, answer_mode_of, needs_masks
 from seg_r1.segmenters import (
     DEFAULT_TRAIN_ANSWER_RULE,
@@ -182,7 +183,7 @@ class SegR1DataArguments:
 
 
 @dataclass
-class GRPOScriptArguments(SegmenterConfig, SegR1DataArguments):
+class GRPOScriptArguments(SegmenterConfig, CoordinatesArguments, SegR1DataArguments):
     """Stage, data, frame, rewards and segmenter of a GRPO run (pre-RL, RL or SOD); the
     segmenter options are :class:`seg_r1.segmenters.SegmenterConfig`'s (declared once)."""
 
@@ -226,6 +227,7 @@ class GRPOScriptArguments(SegmenterConfig, SegR1DataArguments):
     def __post_init__(self) -> None:
         SegR1DataArguments.__post_init__(self)
         SegmenterConfig.__post_init__(self)
+        CoordinatesArguments.__post_init__(self)
         check_answer_rule(self.answer_rule)
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
@@ -270,7 +272,7 @@ class GRPOScriptArguments(SegmenterConfig, SegR1DataArguments):
 
 
 @dataclass
-class SFTScriptArguments(SegR1DataArguments):
+class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
     """SFT data: an FCoT-schema set, or reasoning traces synthesised from segmentation masks."""
 
     sft_data: str | None = field(
@@ -305,8 +307,9 @@ class SFTScriptArguments(SegR1DataArguments):
     )
 
     def __post_init__(self) -> None:
+        CoordinatesArguments.__post_init__(self)
         if self.sft_data is None:
-            super().__post_init__()
+            SegR1DataArguments.__post_init__(self)
             _check_frame(self.frame_size, allow_none=False)
         else:
             _check_frame(self.frame_size, allow_none=True)
@@ -321,13 +324,14 @@ class SFTScriptArguments(SegR1DataArguments):
 
 @dataclass
 class SegR1ModelConfig(trl.ModelConfig):
-    """TRL's ``ModelConfig`` plus the Qwen2.5-VL processor's pixel bounds."""
+    """TRL's ``ModelConfig`` plus the policy processor's pixel bounds (any family of
+    :mod:`seg_r1.families`)."""
 
     min_pixels: int | None = field(
         default=None,
         metadata={
-            "help": "Processor lower pixel bound (Qwen2.5-VL: 4*28*28 = 3136); null keeps the "
-            "checkpoint's preprocessor config."
+            "help": "Processor lower pixel bound (Qwen2.5-VL: 4*28*28 = 3136; Qwen3-VL: "
+            "65536); null keeps the checkpoint's preprocessor config."
         },
     )
     max_pixels: int | None = field(

@@ -43,7 +43,7 @@ from seg_r1.demo_core import (
 from seg_r1.inference import PipelineConfig, build_pipeline
 from seg_r1.logs import setup_logging
 from seg_r1.policy import read_training_meta
-from seg_r1.segmenters import DEFAULT_SAM2_CHECKPOINT
+from seg_r1.segmenters import DEFAULT_SAM2_CHECKPOINT, HF_SEGMENTER_NAMES
 from seg_r1.tiny import build_tiny_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,9 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
                 str(checkpoints.sam2_checkpoint) if sam2_defaults else config.sam2_checkpoint
             ),
         )
+        if config.segmenter in HF_SEGMENTER_NAMES and config.segmenter_path is None:
+            tiny_folders = {"sam2_hf": checkpoints.sam2_hf, "sam3": checkpoints.sam3}
+            config = replace(config, segmenter_path=str(tiny_folders[config.segmenter]))
     small = tiny or quickstart is not None  # tiny policies: answers of ~70 tokens at most
     max_new_tokens = config.max_new_tokens or (
         TINY_MAX_NEW_TOKENS if small else REAL_MAX_NEW_TOKENS
@@ -201,12 +204,16 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
     recorded = config.frame_size is None and "frame_size" in read_training_meta(config.model_path)
     if config.segmenter == "sam2":
         seg = f"SAM2 `{config.sam2_config}` (`{config.sam2_checkpoint}`)"
+    elif config.segmenter in HF_SEGMENTER_NAMES:
+        name = {"sam2_hf": "SAM2 (transformers)", "sam3": "SAM3 tracker (transformers)"}
+        seg = f"{name[config.segmenter]} `{config.hf_segmenter_path}`"
     else:
         seg = "classical GrabCut stand-in (not SAM2)"
     description = (
         f"**Policy** `{config.model_path}` · **Segmenter** {seg} · **Device** `{pipe.device}` · "
         f"**Max new tokens** {max_new_tokens} · **Frame** {pipe.frame_size}"
         + (" (the checkpoint's training frame)" if recorded else "")
+        + (f" · **Coordinates** {pipe.coordinates}" if pipe.coordinates != "frame" else "")
         + (f"\n\n{note}" if note else "")
     )
     return SegR1Demo.from_pipeline(

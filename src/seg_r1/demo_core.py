@@ -326,6 +326,7 @@ class SegR1Demo:
         work_dir: where mask PNGs for download are written (a temporary folder by default).
         default_frame: the frame of a run that names none (the page's initial slider value):
             the checkpoint's training frame when it records one, else SPEC's demo frame.
+        coordinates: the policy's answer convention (:func:`seg_r1.families.resolve_coordinates`).
     """
 
     def __init__(
@@ -338,8 +339,10 @@ class SegR1Demo:
         max_new_tokens: int = REAL_MAX_NEW_TOKENS,
         work_dir: str | Path | None = None,
         default_frame: int = DEFAULT_FRAME_SIZE,
+        coordinates: str = "frame",
     ) -> None:
         self.default_frame = int(default_frame)
+        self.coordinates = coordinates
         self.model = model
         self.processor = processor
         self.segmenter = segmenter
@@ -357,7 +360,8 @@ class SegR1Demo:
 
     @classmethod
     def from_pipeline(cls, pipeline: SegR1Pipeline, **kwargs: Any) -> SegR1Demo:
-        """A demo over the policy and segmenter of an existing pipeline."""
+        """A demo over the policy, segmenter and coordinate convention of a pipeline."""
+        kwargs.setdefault("coordinates", pipeline.coordinates)
         return cls(pipeline.model, pipeline.processor, pipeline.segmenter, **kwargs)
 
     def pipeline(self, task: str, frame_size: int) -> SegR1Pipeline:
@@ -372,6 +376,7 @@ class SegR1Demo:
                 task=task,
                 max_new_tokens=self.max_new_tokens,
                 batch_size=1,
+                coordinates=self.coordinates,
             )
         return self._pipelines[key]
 
@@ -443,7 +448,8 @@ class SegR1Demo:
         except InputProblem as problem:
             return DemoResult(status=f"{STATUS_ICONS['error']} **{problem}**", level="error")
         query_type = reasoning_query_type(query) if task == "reasoning" else ""
-        prompt = user_text(task, query, query_type) if task not in QUERY_TASKS or query else ""
+        asked = task not in QUERY_TASKS or query
+        prompt = user_text(task, query, query_type, self.coordinates) if asked else ""
         pipe = self.pipeline(task, size)
         start = time.perf_counter()
         with self._lock:

@@ -22,6 +22,19 @@ the prompt's coordinate frame; so do we -- coordinates are always read in the fr
 promises, the processor's ``min_pixels``/``max_pixels`` are explicit config of the policy, and
 :func:`processor_resize` lets a user see exactly what the model gets.
 
+Coordinate conventions
+----------------------
+The numbers a policy WRITES are in one of :data:`COORDINATES` (a recipe field, ``coordinates:``;
+the default is its policy family's, :mod:`seg_r1.families`):
+
+* ``"frame"`` -- absolute pixels of the frame (Qwen2.5-VL's grounding, the paper's answers).
+* ``"relative_1000"`` -- ``0..1000`` relative to the frame's width and height, whatever its size
+  (Qwen3-VL / Qwen3.5 grounding): ``x_frame = x * W / 1000``, ``y_frame = y * H / 1000``.
+
+Everything after the parser works in frame pixels: :func:`answer_to_frame` is the one mapping
+(used by :func:`seg_r1.answer.parse_answer`), :func:`frame_to_answer` its inverse (used by
+:func:`seg_r1.answer.format_answer` for SFT traces and constant answers).
+
 Resizing
 --------
 * :func:`resize_to_frame` -- an image into the frame, ignoring its aspect ratio (area
@@ -47,6 +60,44 @@ QWEN_MIN_PIXELS = 4 * 28 * 28
 QWEN_MAX_PIXELS = 16384 * 28 * 28
 #: Qwen2.5-VL's resize grid: 14-pixel patches merged 2x2.
 QWEN_FACTOR = 28
+
+
+#: The coordinate conventions of an answer (module doc); ``"frame"`` is the paper's.
+COORDINATES: tuple[str, ...] = ("frame", "relative_1000")
+#: The extent of the ``relative_1000`` convention.
+RELATIVE_EXTENT = 1000
+
+
+def check_coordinates(coordinates: str) -> str:
+    """Return ``coordinates`` if it is one of :data:`COORDINATES`; ``ValueError`` otherwise."""
+    if coordinates not in COORDINATES:
+        raise ValueError(f"coordinates must be one of {COORDINATES}, got {coordinates!r}")
+    return coordinates
+
+
+def answer_extent(frame_size: int | Sequence[int], coordinates: str = "frame") -> tuple[int, int]:
+    """``(height, width)`` of the space an answer's numbers live in: the frame itself for
+    ``"frame"``, ``(1000, 1000)`` for ``"relative_1000"``."""
+    hw = frame_hw(frame_size)
+    if check_coordinates(coordinates) == "frame":
+        return hw
+    return (RELATIVE_EXTENT, RELATIVE_EXTENT)
+
+
+def answer_to_frame(
+    coords: np.ndarray, frame_size: int | Sequence[int], coordinates: str = "frame"
+) -> np.ndarray:
+    """Interleaved ``x, y`` numbers as WRITTEN in the ``coordinates`` convention -> frame pixels
+    (``float64``; not clipped). ``"frame"`` returns them unchanged."""
+    return _rescale(coords, answer_extent(frame_size, coordinates), frame_hw(frame_size))
+
+
+def frame_to_answer(
+    coords: np.ndarray, frame_size: int | Sequence[int], coordinates: str = "frame"
+) -> np.ndarray:
+    """Inverse of :func:`answer_to_frame`: frame pixels -> the numbers an answer writes
+    (``float64``, not rounded)."""
+    return _rescale(coords, frame_hw(frame_size), answer_extent(frame_size, coordinates))
 
 
 def frame_hw(frame_size: int | Sequence[int]) -> tuple[int, int]:

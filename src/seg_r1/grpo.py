@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from seg_r1.configs import GRPOScriptArguments, SegR1GRPOConfig, SegR1ModelConfig
+from seg_r1.families import resolve_coordinates
 from seg_r1.launch import (
     LaunchError,
     check_model_path,
@@ -59,13 +60,15 @@ def main(
     processor = load_processor(model_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args)
 
+    coordinates = resolve_coordinates(script_args.coordinates, model_args.model_name_or_path)
     dataset = load_segmentation_data(script_args)
-    train_dataset = grpo_dataset(dataset, script_args.stage, script_args.frame_size)
+    train_dataset = grpo_dataset(dataset, script_args.stage, script_args.frame_size, coordinates)
     logger.info(
-        "stage %s: %d examples, frame %d, rewards %s",
+        "stage %s: %d examples, frame %d (%s coordinates), rewards %s",
         script_args.stage,
         len(dataset),
         script_args.frame_size,
+        coordinates,
         script_args.reward_names,
     )
 
@@ -86,11 +89,13 @@ def main(
         frame_size=script_args.frame_size,
         answer_mode=script_args.answer_mode,
         answer_rule=script_args.answer_rule,
+        coordinates=coordinates,
     )
     facts = {
         "stage": script_args.stage,
         "frame_size": script_args.frame_size,
         "answer_mode": script_args.answer_mode,
+        "coordinates": coordinates,
     }
     return train_and_save(
         trainer,

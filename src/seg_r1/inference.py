@@ -45,7 +45,8 @@ from PIL import Image
 
 from seg_r1.answer import ParsedAnswer, parse_answer
 from seg_r1.data.io import image_array
-from seg_r1.frame import resize_mask, resize_to_frame
+from seg_r1.families import CoordinatesArguments, resolve_coordinates
+from seg_r1.frame import check_coordinates, resize_mask, resize_to_frame
 from seg_r1.policy import (
     ATTN_IMPLEMENTATIONS,
     DTYPES,
@@ -125,6 +126,9 @@ class SegR1Pipeline:
             evaluation's -- box-only when points/labels are unusable, points-only without a
             box; numbers comparable with the paper's), ``"well_formed"`` (strict: an
             inconsistent answer gives an empty mask) or ``"complete"`` (the reward's rule).
+        coordinates: the convention the policy writes answers in (``"frame"`` pixels, the
+            paper's, or ``"relative_1000"``; :func:`seg_r1.families.resolve_coordinates`
+            decides it in :func:`build_pipeline`); the prompts say so and the parser maps it.
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class SegR1Pipeline:
         min_pixels: int | None = None,
         max_pixels: int | None = None,
         answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
+        coordinates: str = "frame",
     ) -> None:
         spec = get_task(task)
         if batch_size < 1 or max_new_tokens < 1 or frame_size < 1:
@@ -154,6 +159,7 @@ class SegR1Pipeline:
         self.batch_size = int(batch_size)
         self.repetition_penalty = float(repetition_penalty)
         self.answer_rule = check_answer_rule(answer_rule)
+        self.coordinates = check_coordinates(coordinates)
         if processor is not None:  # None: a pipeline that only scores given answers
             set_pixel_bounds(processor, min_pixels, max_pixels)
             if getattr(processor.tokenizer, "padding_side", "left") != "left":
@@ -218,7 +224,7 @@ class SegR1Pipeline:
         pils = [Image.fromarray(frame) for frame in frames]
         texts = [
             self.processor.apply_chat_template(
-                build_chat(self.task, pil, query, query_type),
+                build_chat(self.task, pil, query, query_type, self.coordinates),
                 tokenize=False,
                 add_generation_prompt=True,
             )
@@ -302,7 +308,9 @@ class SegR1Pipeline:
         keys: list[Hashable],
         completions: list[str],
     ) -> list[Prediction]:
-        answers = [parse_answer(text, self.frame_size, mode=self.mode) for text in completions]
+        answers = [
+            parse_answer(text, self.frame_size, self.mode, self.coordinates) for text in completions
+        ]
         frame_masks = segment_batch(
             self.segmenter, frames, answers, image_keys=keys, rule=self.answer_rule
         )
@@ -319,7 +327,7 @@ class SegR1Pipeline:
 
 
 @dataclass
-class PipelineConfig(SegmenterConfig):
+class PipelineConfig(SegmenterConfig, CoordinatesArguments):
     """Everything that decides what the inference pipeline answers: the policy, generation, the
     frame and the answer rule, plus the segmenter (:class:`SegmenterConfig`). The evaluation
     config extends it and the demo parses it (``HfArgumentParser``); :func:`build_pipeline`
@@ -383,7 +391,8 @@ class PipelineConfig(SegmenterConfig):
     )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        SegmenterConfig.__post_init__(self)
+        CoordinatesArguments.__post_init__(self)
         check_answer_rule(self.answer_rule)
         for name in ("frame_size", "max_new_tokens", "batch_size"):
             value = getattr(self, name)
@@ -400,9 +409,11 @@ class PipelineConfig(SegmenterConfig):
         return frame, budget
 
     def resolved(self, task: str) -> PipelineConfig:
-        """A copy with the task's defaults filled in (:meth:`task_defaults`)."""
+        """A copy with the task's defaults filled in (:meth:`task_defaults`) and the coordinate
+        convention decided (:func:`seg_r1.families.resolve_coordinates`)."""
         frame, budget = self.task_defaults(task)
-        return replace(self, frame_size=frame, max_new_tokens=budget)
+        coordinates = resolve_coordinates(self.coordinates, self.model_path)
+        return replace(self, frame_size=frame, max_new_tokens=budget, coordinates=coordinates)
 
 
 def build_pipeline(
@@ -413,7 +424,8 @@ def build_pipeline(
 
     Null ``frame_size`` / ``max_new_tokens`` take the task's (:mod:`seg_r1.tasks`); the
     segmenter goes to ``config.sam2_device`` (or ``sam2_device``, a worker's override), else
-    to the policy's device. ``sam2_bgr_compat`` affects the SAM2 backend only.
+    to the policy's device. ``sam2_bgr_compat`` affects the SAM2 backends only (``sam2``,
+    ``sam2_hf``, ``sam3``), not ``classical``.
 
     Raises:
         ValueError: no ``model_path``.
@@ -430,8 +442,8 @@ def build_pipeline(
         config.min_pixels,
         config.max_pixels,
     )
-    if config.segmenter != "sam2" and config.sam2_bgr_compat:
-        logger.warning("sam2_bgr_compat only affects the sam2 segmenter; ignored")
+    if config.segmenter == "classical" and config.sam2_bgr_compat:
+        logger.warning("sam2_bgr_compat only affects the SAM2 segmenters; ignored")
     seg_device = sam2_device or config.sam2_device
     seg_device = str(resolve_device(seg_device) if seg_device else policy_device)
     segmenter = build_segmenter(config.segmenter, **config.segmenter_kwargs(seg_device))
@@ -445,4 +457,5 @@ def build_pipeline(
         batch_size=config.batch_size,
         repetition_penalty=config.repetition_penalty,
         answer_rule=config.answer_rule,
+        coordinates=config.coordinates,
     )

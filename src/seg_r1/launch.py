@@ -14,9 +14,11 @@ import trl
 
 from seg_r1 import logs
 from seg_r1.configs import GRPOScriptArguments, SegR1ModelConfig
+from seg_r1.families import checkpoint_model_type, family_of_model_type
 from seg_r1.policy import set_pixel_bounds, write_training_meta
 from seg_r1.segmenters import (
     DEFAULT_SAM2_CHECKPOINT,
+    HF_SEGMENTER_NAMES,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ def check_model_path(model_args: trl.ModelConfig) -> None:
     """Fail early when the policy checkpoint is missing.
 
     Raises:
-        LaunchError: no ``model_name_or_path``, or a local path that does not exist.
+        LaunchError: no ``model_name_or_path``, a local path that does not exist, or a
+            checkpoint of a model type no policy family supports (:mod:`seg_r1.families`).
     """
     from pathlib import Path
 
@@ -61,17 +64,35 @@ def check_model_path(model_args: trl.ModelConfig) -> None:
             "`huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct --local-dir DIR`), or tiny "
             "CPU weights from `python -m seg_r1.tiny --out runs/tiny` (runs/tiny/policy)."
         )
+    model_type = checkpoint_model_type(name)
+    if model_type is not None:
+        try:
+            family_of_model_type(model_type)
+        except ValueError as error:
+            raise LaunchError(f"policy checkpoint {name!r}: {error}") from None
 
 
 def check_sam2(script_args: GRPOScriptArguments) -> None:
     """Fail early when the SAM2 checkpoint of a SAM2-scored run is missing.
 
     Raises:
-        LaunchError: ``segmenter='sam2'``, a mask-based reward, and no checkpoint file.
+        LaunchError: a mask-based reward and ``segmenter='sam2'`` without its checkpoint file,
+            or ``segmenter='sam2_hf'`` / ``'sam3'`` without a hub-format folder (a
+            ``config.json`` of the backend's model type) at ``segmenter_path``.
     """
     from pathlib import Path
 
-    if script_args.segmenter != "sam2" or not script_args.needs_masks:
+    if not script_args.needs_masks:
+        return
+    if script_args.segmenter in HF_SEGMENTER_NAMES:
+        from seg_r1.segmenters.hf import HFSegmenterLoadError, check_hf_folder
+
+        try:
+            check_hf_folder(script_args.hf_segmenter_path, script_args.segmenter)
+        except HFSegmenterLoadError as err:
+            raise LaunchError(str(err)) from err
+        return
+    if script_args.segmenter != "sam2":
         return
     if not Path(script_args.sam2_checkpoint).is_file():
         raise LaunchError(

@@ -20,7 +20,7 @@ import numpy as np
 
 from seg_r1.answer import Mode, ParsedAnswer, parse_answer
 from seg_r1.data.io import image_array
-from seg_r1.frame import frame_hw, resize_to_frame
+from seg_r1.frame import check_coordinates, frame_hw, resize_to_frame
 from seg_r1.segmenters import (
     DEFAULT_TRAIN_ANSWER_RULE,
     Segmenter,
@@ -100,6 +100,8 @@ class MaskComputer:
         answer_rule: which answers give a mask (:data:`seg_r1.segmenters.ANSWER_RULES`); the
             default ``"complete"`` is the official reward's (box, points and labels with
             matching counts), ``"well_formed"`` also scores box-only answers.
+        coordinates: the convention the answers are written in (``"frame"`` pixels, the
+            paper's, or ``"relative_1000"``; :func:`seg_r1.families.resolve_coordinates`).
     """
 
     def __init__(
@@ -108,9 +110,11 @@ class MaskComputer:
         frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
         cache_size: int = 4,
         answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
+        coordinates: str = "frame",
     ) -> None:
         self.segmenter = segmenter
         self.frame_size = frame_hw(frame_size)
+        self.coordinates = check_coordinates(coordinates)
         self.answer_rule = check_answer_rule(answer_rule)
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, SegmentedBatch] = OrderedDict()
@@ -136,7 +140,7 @@ class MaskComputer:
             return self._cache[cache_key]
         self.misses += 1
         start, encoder_calls = time.perf_counter(), self.segmenter.stats.encoder_calls
-        answers = [parse_answer(t, self.frame_size, mode) for t in texts]
+        answers = [parse_answer(t, self.frame_size, mode, self.coordinates) for t in texts]
         frames: dict[str, np.ndarray] = {}
         for i, arr in arrays.items():
             frames.setdefault(keys_by_id[i], resize_to_frame(arr, self.frame_size))

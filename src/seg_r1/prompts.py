@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from seg_r1.frame import check_coordinates
 from seg_r1.tasks import get_task
 
 _FORMAT_INTRO = (
@@ -79,6 +80,21 @@ USER_PROMPT_PRERL = (
 )
 
 
+#: Appended to the user text when the policy answers in ``relative_1000`` coordinates (Qwen3-VL /
+#: Qwen3.5, :mod:`seg_r1.families`): the paper's prompts say nothing about the coordinate frame
+#: because Qwen2.5-VL grounds in pixels; a relative-coordinate policy is told its convention.
+#: The ``frame`` convention (the paper's) keeps every text above verbatim.
+RELATIVE_1000_NOTE = (
+    "\nWrite every coordinate relative to the image: x and y from 0 (left, top) to 1000 "
+    "(right, bottom)."
+)
+
+
+def coordinates_note(coordinates: str) -> str:
+    """What the user text adds for an answer's coordinate convention (``""`` for ``frame``)."""
+    return RELATIVE_1000_NOTE if check_coordinates(coordinates) == "relative_1000" else ""
+
+
 def referring_user_prompt(expression: str) -> str:
     """User text for a referring expression: ``Identify and segment <expression>``."""
     return f"Identify and segment {expression}"
@@ -101,11 +117,17 @@ def system_prompt(task: str) -> str | None:
     return None if spec.system is None else SYSTEM_PROMPTS[spec.system]
 
 
-def user_text(task: str, query: str = "", query_type: str = "") -> str:
+def user_text(task: str, query: str = "", query_type: str = "", coordinates: str = "frame") -> str:
     """The user text of ``task``; ``query``/``query_type`` are used by referring/reasoning.
 
     ``query_type`` for reasoning: ``"sentence"`` or anything else (a short class-name query).
+    ``coordinates``: the answer's convention; ``"relative_1000"`` appends
+    :data:`RELATIVE_1000_NOTE`, ``"frame"`` (default) leaves the paper's text verbatim.
     """
+    return _task_text(task, query, query_type) + coordinates_note(coordinates)
+
+
+def _task_text(task: str, query: str, query_type: str) -> str:
     spec = get_task(task)
     if spec.user == "prerl":
         return USER_PROMPT_PRERL
@@ -119,9 +141,15 @@ def user_text(task: str, query: str = "", query_type: str = "") -> str:
 
 
 def build_chat(
-    task: str, image: Any = None, query: str = "", query_type: str = ""
+    task: str,
+    image: Any = None,
+    query: str = "",
+    query_type: str = "",
+    coordinates: str = "frame",
 ) -> list[dict[str, Any]]:
     """Build the conversation (system + user with one image) for one example.
+
+    ``coordinates`` is the answer's convention (:func:`user_text`).
 
     The user turn is ``[image, text]`` in that order (as in training). ``image`` is whatever
     the processor accepts (PIL image, path); ``None`` leaves an image placeholder
@@ -137,16 +165,22 @@ def build_chat(
     messages.append(
         {
             "role": "user",
-            "content": [image_part, {"type": "text", "text": user_text(task, query, query_type)}],
+            "content": [
+                image_part,
+                {"type": "text", "text": user_text(task, query, query_type, coordinates)},
+            ],
         }
     )
     return messages
 
 
-def build_sft_chat(example: dict[str, Any], image: Any = None) -> list[dict[str, Any]]:
+def build_sft_chat(
+    example: dict[str, Any], image: Any = None, coordinates: str = "frame"
+) -> list[dict[str, Any]]:
     """SFT (FCoT) conversation: system = the row's ``system`` field, or
     :data:`SYSTEM_PROMPT_SFT` when it is absent or empty (the official ``sft.py``'s default);
-    user = [text ``problem``, image]; assistant = ``thinking`` + " " + ``solution``."""
+    user = [text ``problem`` (+ the ``coordinates`` note), image]; assistant = ``thinking`` +
+    " " + ``solution`` (as given: the caller writes it in the convention)."""
     image_part: dict[str, Any] = {"type": "image"}
     if image is not None:
         image_part["image"] = image
@@ -155,7 +189,13 @@ def build_sft_chat(example: dict[str, Any], image: Any = None) -> list[dict[str,
         {"role": "system", "content": [{"type": "text", "text": system}]}
     ]
     messages.append(
-        {"role": "user", "content": [{"type": "text", "text": example["problem"]}, image_part]}
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": example["problem"] + coordinates_note(coordinates)},
+                image_part,
+            ],
+        }
     )
     messages.append(
         {

@@ -156,8 +156,20 @@ def qwen25vl_config(
     checkpoints' padded vocabularies do). Used by the tiny and the full-size presets."""
     from transformers import Qwen2_5_VLConfig
 
+    return _vl_config(Qwen2_5_VLConfig, tok, text, vision, tie_word_embeddings)
+
+
+def _vl_config(
+    config_class: Any,
+    tok: Any,
+    text: dict[str, Any],
+    vision: dict[str, Any],
+    tie_word_embeddings: bool,
+) -> Any:
+    """A Qwen vision-language config of ``config_class`` with the tokenizer's special-token ids
+    (shared by every family: the same config keys)."""
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    return Qwen2_5_VLConfig(
+    return config_class(
         text_config={
             **text,
             "bos_token_id": ids["<|endoftext|>"],
@@ -192,4 +204,52 @@ def qwen25vl_processor(tok: Any, min_pixels: int, max_pixels: int) -> Any:
         tokenizer=tok,
         video_processor=Qwen2VLVideoProcessor(size=size),
         chat_template=CHAT_TEMPLATE,
+    )
+
+
+# --------------------------------------------------------------------------- Qwen3-VL / Qwen3.5
+
+#: The Qwen3-VL-format chat template (written for this project): the same ChatML turns and image
+#: placeholder as :data:`CHAT_TEMPLATE`, but NO default system turn -- Qwen3-VL's released
+#: template adds none (seg_r1.families). Used for the project's Qwen3-VL and Qwen3.5 checkpoints.
+CHAT_TEMPLATE_QWEN3 = CHAT_TEMPLATE.replace(
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}",
+    "",
+)
+assert CHAT_TEMPLATE_QWEN3 != CHAT_TEMPLATE
+
+#: ``config.json`` classes of the Qwen3 families (transformers names).
+_QWEN3_CONFIGS = {"qwen3-vl": "Qwen3VLConfig", "qwen3.5": "Qwen3_5Config"}
+
+
+def qwen3_config(
+    family: str, tok: Any, text: dict[str, Any], vision: dict[str, Any], tie_word_embeddings: bool
+) -> Any:
+    """A ``Qwen3VLConfig`` (``family="qwen3-vl"``) or ``Qwen3_5Config`` (``"qwen3.5"``) from
+    architecture numbers and the project's tokenizer's ids of Qwen's special tokens (the released
+    Qwen3 vocabularies have the same special tokens, at other ids)."""
+    import transformers
+
+    config_class = getattr(transformers, _QWEN3_CONFIGS[family])
+    return _vl_config(config_class, tok, text, vision, tie_word_embeddings)
+
+
+def qwen3_processor(tok: Any, min_pixels: int, max_pixels: int, patch_size: int = 16) -> Any:
+    """A ``Qwen3VLProcessor`` (the processor of both Qwen3-VL and Qwen3.5): 16-pixel patches
+    merged 2x2, mean/std 0.5 as the released ``preprocessor_config.json``, these pixel bounds,
+    the Qwen3 chat template, around the project's tokenizer."""
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    half = [0.5, 0.5, 0.5]
+    tok.chat_template = CHAT_TEMPLATE_QWEN3
+    return Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            size=size, patch_size=patch_size, merge_size=2, image_mean=half, image_std=half
+        ),
+        tokenizer=tok,
+        video_processor=Qwen3VLVideoProcessor(size=size, patch_size=patch_size),
+        chat_template=CHAT_TEMPLATE_QWEN3,
     )

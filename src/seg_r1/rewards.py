@@ -126,8 +126,9 @@ def _format(
     frame_size: int | tuple[int, int],
     log_metric: LogMetric | None,
     log_extra: LogExtra | None,
+    coordinates: str = "frame",
 ) -> list[float]:
-    answers = [parse_answer(completion_text(c), frame_size, mode) for c in completions]
+    answers = [parse_answer(completion_text(c), frame_size, mode, coordinates) for c in completions]
     rewards = [1.0 if a.format_ok else 0.0 for a in answers]
     failures = len(answers) - int(sum(rewards))
     _log(log_metric, f"{name}/failures", failures)
@@ -142,12 +143,14 @@ def format_reward(
     frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
     log_metric: LogMetric | None = None,
     log_extra: LogExtra | None = None,
+    coordinates: str = "frame",
     **kwargs: Any,
 ) -> list[float]:
     """RL/SOD format reward (SPEC §4): 1.0 iff the answer has a ``<think>...</think>`` block
     (may be empty), at least one valid box, points, and as many labels as points; else 0.0.
-    ``frame_size`` matters only for box validity (a box outside the frame is not valid)."""
-    return _format(completions, "full", "format", frame_size, log_metric, log_extra)
+    ``frame_size`` and ``coordinates`` (the answer's convention) matter only for box validity
+    (a box outside the frame is not valid)."""
+    return _format(completions, "full", "format", frame_size, log_metric, log_extra, coordinates)
 
 
 def prerl_format_reward(
@@ -155,10 +158,13 @@ def prerl_format_reward(
     frame_size: int | tuple[int, int] = DEFAULT_FRAME_SIZE,
     log_metric: LogMetric | None = None,
     log_extra: LogExtra | None = None,
+    coordinates: str = "frame",
     **kwargs: Any,
 ) -> list[float]:
     """Pre-RL format reward (SPEC §4): 1.0 iff points and labels parse with matching counts."""
-    return _format(completions, "points", "prerl_format", frame_size, log_metric, log_extra)
+    return _format(
+        completions, "points", "prerl_format", frame_size, log_metric, log_extra, coordinates
+    )
 
 
 def segmentation_score(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
@@ -327,6 +333,7 @@ def get_reward_funcs(
     segmenter_kwargs: Mapping[str, Any] | None = None,
     mask_computer: MaskComputer | None = None,
     answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
+    coordinates: str = "frame",
 ) -> list[Callable[..., list[float]]]:
     """The reward functions named in a recipe, ready for ``GRPOTrainer(reward_funcs=...)``.
 
@@ -346,6 +353,8 @@ def get_reward_funcs(
             (:data:`seg_r1.segmenters.ANSWER_RULES`): ``"complete"`` (default, the official
             reward: 0 unless box, points and labels parse with matching counts) or
             ``"well_formed"`` (lenient: box-only answers are scored too).
+        coordinates: the convention the answers are written in (:mod:`seg_r1.families`);
+            a shared ``mask_computer`` brings its own.
 
     Raises:
         ValueError: an unknown name, or a mask-based reward without a segmenter.
@@ -361,14 +370,18 @@ def get_reward_funcs(
             )
         if isinstance(segmenter, str):
             segmenter = build_segmenter(segmenter, **dict(segmenter_kwargs or {}))
-        mask_computer = MaskComputer(segmenter, frame_size, answer_rule=answer_rule)
+        mask_computer = MaskComputer(
+            segmenter, frame_size, answer_rule=answer_rule, coordinates=coordinates
+        )
+    if mask_computer is not None:
+        coordinates = mask_computer.coordinates
     funcs = []
     for name in names:
         base = REWARDS[name].func
         if REWARDS[name].needs_masks:
             func = functools.partial(base, mask_computer=mask_computer)
         else:
-            func = functools.partial(base, frame_size=frame_size)
+            func = functools.partial(base, frame_size=frame_size, coordinates=coordinates)
         funcs.append(_named(func, name))
     return funcs
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from seg_r1.configs import SegR1ModelConfig, SFTScriptArguments
 from seg_r1.data import load_sft_dataset
+from seg_r1.families import resolve_coordinates
 from seg_r1.launch import (
     LaunchError,
     check_model_path,
@@ -47,17 +48,24 @@ from seg_r1.training_data import (
 logger = logging.getLogger(__name__)
 
 
-def build_sft_dataset(script_args: SFTScriptArguments) -> tuple[Any, int]:
-    """The lazy SFT view of the configured data and its number of source rows."""
+def build_sft_dataset(
+    script_args: SFTScriptArguments, coordinates: str = "frame"
+) -> tuple[Any, int]:
+    """The lazy SFT view of the configured data and its number of source rows; the targets
+    are written in the ``coordinates`` convention (:func:`seg_r1.families.resolve_coordinates`)."""
 
     if script_args.sft_data is not None:
         source = load_sft_dataset(script_args.sft_data, image_root=script_args.sft_image_root)
         if script_args.max_train_samples is not None:
             source = source.select(range(min(script_args.max_train_samples, len(source))))
-        return sft_dataset_from_fcot(source, script_args.frame_size), len(source)
+        return sft_dataset_from_fcot(source, script_args.frame_size, coordinates), len(source)
     source = load_segmentation_data(script_args)
     view = sft_dataset_from_masks(
-        source, script_args.frame_size, script_args.trace_fg_points, script_args.trace_bg_points
+        source,
+        script_args.frame_size,
+        script_args.trace_fg_points,
+        script_args.trace_bg_points,
+        coordinates,
     )
     return view, len(source)
 
@@ -79,8 +87,9 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     # Trainer must not drop them.
     training_args.remove_unused_columns = False
 
-    train_dataset, num_rows = build_sft_dataset(script_args)
-    logger.info("SFT on %d examples", num_rows)
+    coordinates = resolve_coordinates(script_args.coordinates, model_args.model_name_or_path)
+    train_dataset, num_rows = build_sft_dataset(script_args, coordinates)
+    logger.info("SFT on %d examples (%s coordinates)", num_rows, coordinates)
 
     trainer = SegR1SFTTrainer(
         model=model_args.model_name_or_path,
@@ -91,7 +100,7 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     )
     source = script_args.sft_data or ",".join(script_args.datasets)
     # frame_size None (FCoT images as stored) records no frame: the SPEC's frames then apply
-    facts = {"stage": "sft", "frame_size": script_args.frame_size}
+    facts = {"stage": "sft", "frame_size": script_args.frame_size, "coordinates": coordinates}
     return train_and_save(
         trainer, checkpoint, processor, num_rows, source, ["seg-r1", "sft"], training_facts=facts
     )

@@ -11,9 +11,17 @@ writes
   here (Qwen's special tokens, one token per digit, the answer-grammar tags as single ordinary
   tokens), a Qwen2.5-VL chat template and an image processor with small pixel bounds. It loads
   with ``AutoProcessor.from_pretrained`` / ``AutoModelForImageTextToText.from_pretrained``.
+* ``OUT/policy_qwen3-vl/``, ``OUT/policy_qwen3.5/`` -- the same sizes and tokenizer as
+  Qwen3-VL and Qwen3.5 checkpoints (``Qwen3VLForConditionalGeneration`` /
+  ``Qwen3_5ForConditionalGeneration``, ``Qwen3VLProcessor`` with 16-pixel patches, the Qwen3
+  chat template), for the other policy families (:mod:`seg_r1.families`).
 * ``OUT/sam2/sam2_tiny.yaml`` + ``OUT/sam2/sam2_tiny.pt`` -- a ~1M-parameter SAM2 built from the
   packaged ``sam2.1_hiera_t.yaml`` with width/depth overrides, saved as ``{"model": state_dict}``
   like Meta's checkpoints and loaded by the same :func:`seg_r1.segmenters.sam2.build_sam2_model`.
+* ``OUT/sam2_hf/`` -- that SAM2 (the same weights) converted to transformers' hub format
+  (``Sam2Model``, ``save_pretrained``) for the ``"sam2_hf"`` backend.
+* ``OUT/sam3/`` -- a ~0.1M-parameter SAM3 tracker (``Sam3TrackerModel``, hub format) for the
+  ``"sam3"`` backend.
 
 Everything is deterministic for a given seed. Weights are random: the tiny models exercise
 the real loading, generation and prompting code, not segmentation quality.
@@ -34,6 +42,8 @@ from seg_r1.logs import setup_logging
 from seg_r1.qwen_parts import (
     TOKENIZER_VOCAB,
     build_tokenizer,
+    qwen3_config,
+    qwen3_processor,
     qwen25vl_config,
     qwen25vl_processor,
     set_generation_tokens,
@@ -72,6 +82,8 @@ class TinySpec:
     vocab_size: int = TOKENIZER_VOCAB
     # SAM2: image size 256 (4x fewer pixels per side than 1024) keeps encoding ~10 ms.
     sam2_image_size: int = 256
+    # SAM3 tracker: 252 = 18 x 14, the multiple of its 14-pixel patches nearest below 256.
+    sam3_image_size: int = 252
 
 
 def _seed_everything(seed: int) -> None:
@@ -128,6 +140,82 @@ def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
     processor.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
     logger.info("tiny policy: %.2fM parameters, vocab %d -> %s", n / 1e6, len(tok), out)
+    return out
+
+
+#: Tiny Qwen3 processor pixel bounds: 64^2..128^2 pixels -> 4..16 merged 32-pixel tokens per
+#: image, the token counts of the tiny Qwen2.5-VL's 56^2..112^2 with 28-pixel tokens.
+QWEN3_TINY_PIXELS = (64 * 64, 128 * 128)
+
+
+def build_qwen3_policy(out: Path, spec: TinySpec, seed: int, family: str = "qwen3-vl") -> Path:
+    """Write a tiny Qwen3-VL (``family="qwen3-vl"``) or Qwen3.5 (``"qwen3.5"``) checkpoint to
+    ``out``: the real ``Qwen3VLForConditionalGeneration`` / ``Qwen3_5ForConditionalGeneration``
+    classes at :class:`TinySpec`'s text and vision sizes, 16-pixel patches merged 2x2, the same
+    tokenizer as the tiny Qwen2.5-VL and the Qwen3 chat template (:mod:`seg_r1.qwen_parts`).
+    Qwen3.5's text layers alternate linear attention (gated delta rule; transformers' PyTorch
+    reference kernels on CPU) and full attention, as the released models do (3:1 there)."""
+    import transformers
+
+    _seed_everything(seed)
+    tok = build_tokenizer(spec.vocab_size)
+    head_dim = spec.text_hidden // spec.text_heads
+    text: dict = {
+        "vocab_size": len(tok),
+        "hidden_size": spec.text_hidden,
+        "intermediate_size": spec.text_intermediate,
+        "num_hidden_layers": spec.text_layers,
+        "num_attention_heads": spec.text_heads,
+        "num_key_value_heads": spec.text_kv_heads,
+        "head_dim": head_dim,
+        "max_position_embeddings": 4096,
+    }
+    # Interleaved M-RoPE (Qwen3's): (temporal, height, width) pairs summing to the rotary half.
+    rope = {"rope_type": "default", "rope_theta": float(spec.rope_theta), "mrope_interleaved": True}
+    if family == "qwen3.5":
+        rotary_half = head_dim // 4  # partial_rotary_factor 0.5
+        rope["partial_rotary_factor"] = 0.5
+        text.update(
+            linear_key_head_dim=head_dim,
+            linear_value_head_dim=head_dim,
+            linear_num_key_heads=spec.text_kv_heads,
+            linear_num_value_heads=spec.text_heads,
+            layer_types=["linear_attention", "full_attention"] * (spec.text_layers // 2)
+            + ["full_attention"] * (spec.text_layers % 2),
+        )
+        model_class = transformers.Qwen3_5ForConditionalGeneration
+    elif family == "qwen3-vl":
+        rotary_half = head_dim // 2
+        model_class = transformers.Qwen3VLForConditionalGeneration
+    else:
+        raise ValueError(f"build_qwen3_policy builds qwen3-vl or qwen3.5, got {family!r}")
+    rope["mrope_section"] = [
+        rotary_half - 2 * (rotary_half // 4),
+        rotary_half // 4,
+        rotary_half // 4,
+    ]
+    text["rope_parameters"] = rope
+    vision = {
+        "depth": spec.vision_depth,
+        "hidden_size": spec.vision_hidden,
+        "intermediate_size": spec.vision_intermediate,
+        "num_heads": spec.vision_heads,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        # learnt position grid (8 x 8 patches, interpolated to the image's grid)
+        "num_position_embeddings": 64,
+    }
+    if family == "qwen3-vl":
+        vision["deepstack_visual_indexes"] = [0]  # one DeepStack tap, as the real model's three
+    model = model_class(qwen3_config(family, tok, text, vision, tie_word_embeddings=True))
+    set_generation_tokens(model, tok)
+    processor = qwen3_processor(tok, *QWEN3_TINY_PIXELS)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("tiny %s policy: %.2fM parameters -> %s", family, n / 1e6, out)
     return out
 
 
@@ -191,6 +279,80 @@ def build_sam2(out: Path, spec: TinySpec, seed: int) -> tuple[Path, Path]:
     return config_path, ckpt_path
 
 
+def build_sam2_hf(
+    out: Path, spec: TinySpec, seed: int, sam2_files: tuple[Path, Path] | None = None
+) -> Path:
+    """Write the tiny SAM2 in transformers' hub format (``Sam2Model`` + ``Sam2Processor``) to
+    ``out``: THE SAME WEIGHTS as :func:`build_sam2`'s checkpoint, converted by
+    :func:`seg_r1.segmenters.convert.convert_sam2`. ``sam2_files`` is that ``(yaml, pt)`` pair;
+    ``None`` builds it (same ``spec`` and ``seed``, so the same weights) in a temporary folder."""
+    import tempfile
+
+    from seg_r1.segmenters.convert import convert_sam2
+
+    if sam2_files is not None:
+        return convert_sam2(*sam2_files, out)
+    with tempfile.TemporaryDirectory() as tmp:
+        return convert_sam2(*build_sam2(Path(tmp), spec, seed), out)
+
+
+def sam3_tiny_config(spec: TinySpec) -> dict:
+    """``config.json`` of a ~0.1M-parameter SAM3 tracker (``Sam3TrackerConfig``).
+
+    A 2-layer ViT of width 32 (the real one: 32 layers of 1024) on ``spec.sam3_image_size``
+    with 14-pixel patches (an 18 x 18 grid at 252): windows of 6 tokens (3 x 3 windows) and a
+    last global-attention layer, as in the real model; the position embeddings are learnt at
+    the input size (``pretrain_image_size``: no interpolation). The FPN, prompt encoder and
+    mask decoder share width 32; feature sizes are 4x, 2x and 1x the patch grid.
+    """
+    size, width = spec.sam3_image_size, 32
+    grid = size // 14
+    if grid * 14 != size:
+        raise ValueError(f"sam3_image_size must be a multiple of 14, got {size}")
+    backbone = {
+        "model_type": "sam3_vit_model",
+        "hidden_size": width,
+        "intermediate_size": 2 * width,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": size,
+        "patch_size": 14,
+        "window_size": 6,
+        "global_attn_indexes": [1],
+        "pretrain_image_size": size,
+    }
+    vision = {
+        "model_type": "sam3_vision_model",
+        "backbone_config": backbone,
+        "fpn_hidden_size": width,
+        "backbone_feature_sizes": [[4 * grid] * 2, [2 * grid] * 2, [grid] * 2],
+    }
+    return {
+        "model_type": "sam3_tracker",
+        "vision_config": vision,
+        "prompt_encoder_config": {"hidden_size": width, "image_size": size, "patch_size": 14},
+        "mask_decoder_config": {
+            "hidden_size": width,
+            "mlp_dim": 2 * width,
+            "iou_head_hidden_dim": width,
+        },
+    }
+
+
+def build_sam3(out: Path, spec: TinySpec, seed: int) -> Path:
+    """Write a tiny random-weight SAM3 tracker (``Sam3TrackerModel`` + ``Sam3TrackerProcessor``,
+    ``save_pretrained`` format) to ``out`` for the ``"sam3"`` backend."""
+    from seg_r1.segmenters.hf import write_hf_checkpoint
+
+    _seed_everything(seed)
+    return write_hf_checkpoint(out, "sam3", sam3_tiny_config(spec))
+
+
+#: The policy families :func:`build_tiny_checkpoints` builds a tiny policy of (the first is
+#: ``policy/``, the faithful one).
+TINY_FAMILIES: tuple[str, ...] = ("qwen2.5-vl", "qwen3-vl", "qwen3.5")
+
+
 @dataclass(frozen=True)
 class TinyCheckpoints:
     """Paths of a tiny checkpoint set."""
@@ -209,11 +371,30 @@ class TinyCheckpoints:
     def sam2_checkpoint(self) -> Path:
         return self.root / "sam2" / "sam2_tiny.pt"
 
+    @property
+    def sam2_hf(self) -> Path:
+        """The tiny SAM2 in hub format (``"sam2_hf"``), the same weights as ``sam2_checkpoint``."""
+        return self.root / "sam2_hf"
+
+    @property
+    def sam3(self) -> Path:
+        """The tiny SAM3 tracker in hub format (``"sam3"``)."""
+        return self.root / "sam3"
+
+    def policy_of(self, family: str) -> Path:
+        """The tiny policy of a family (:mod:`seg_r1.families`): ``policy/`` is Qwen2.5-VL's,
+        ``policy_qwen3-vl/`` and ``policy_qwen3.5/`` the others."""
+        if family not in TINY_FAMILIES:
+            raise ValueError(f"no tiny policy of family {family!r}; built: {TINY_FAMILIES}")
+        return self.policy if family == "qwen2.5-vl" else self.root / f"policy_{family}"
+
     def exists(self) -> bool:
         return (
-            (self.policy / "config.json").is_file()
+            all((self.policy_of(f) / "config.json").is_file() for f in TINY_FAMILIES)
             and self.sam2_config.is_file()
             and self.sam2_checkpoint.is_file()
+            and (self.sam2_hf / "config.json").is_file()
+            and (self.sam3 / "config.json").is_file()
         )
 
 
@@ -227,7 +408,11 @@ def build_tiny_checkpoints(
         logger.info("tiny checkpoints already at %s", tiny.root)
         return tiny
     build_policy(tiny.policy, spec, seed)
-    build_sam2(tiny.sam2_config.parent, spec, seed)
+    for family in TINY_FAMILIES[1:]:
+        build_qwen3_policy(tiny.policy_of(family), spec, seed, family)
+    sam2_files = build_sam2(tiny.sam2_config.parent, spec, seed)
+    build_sam2_hf(tiny.sam2_hf, spec, seed, sam2_files)
+    build_sam3(tiny.sam3, spec, seed)
     return tiny
 
 
@@ -265,9 +450,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.preset == "tiny" and args.sam2_preset == "tiny":
         tiny = build_tiny_checkpoints(out, seed=args.seed, overwrite=args.overwrite)
-        logger.info("policy: %s", tiny.policy)
+        for family in TINY_FAMILIES:
+            logger.info("policy (%s): %s", family, tiny.policy_of(family))
         logger.info("sam2 config: %s", tiny.sam2_config)
         logger.info("sam2 checkpoint: %s", tiny.sam2_checkpoint)
+        logger.info("sam2_hf folder: %s", tiny.sam2_hf)
+        logger.info("sam3 folder: %s", tiny.sam3)
         return
     if args.preset != "tiny":  # only what was asked for: the tiny models are not built too
         policy = out / "policy"

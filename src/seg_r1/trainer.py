@@ -79,6 +79,8 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
         answer_rule: which answers the segmentation rewards score when the trainer builds
             the ``MaskComputer`` (:data:`seg_r1.segmenters.ANSWER_RULES`; default
             ``"complete"``, the official reward's).
+        coordinates: the convention the policy writes its answers in (``"frame"``, the
+            paper's, or ``"relative_1000"``; :func:`seg_r1.families.resolve_coordinates`).
     """
 
     def __init__(
@@ -92,12 +94,16 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
         frame_size: int = DEFAULT_FRAME_SIZE,
         answer_mode: str | None = None,
         answer_rule: str = DEFAULT_TRAIN_ANSWER_RULE,
+        coordinates: str = "frame",
         **kwargs: Any,
     ) -> None:
         if mask_computer is None and segmenter is not None:
-            mask_computer = MaskComputer(segmenter, frame_size, answer_rule=answer_rule)
+            mask_computer = MaskComputer(
+                segmenter, frame_size, answer_rule=answer_rule, coordinates=coordinates
+            )
         self.mask_computer = mask_computer
         self.frame_size = frame_size
+        self.coordinates = mask_computer.coordinates if mask_computer else coordinates
         if answer_mode is None:
             names = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
             answer_mode = answer_mode_of(names) or "full"
@@ -127,7 +133,12 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
                 "(seg_r1.segmenters.build_segmenter('sam2', ...) or 'classical') to the trainer"
             )
         built = iter(
-            get_reward_funcs(names, frame_size=frame_size, mask_computer=self.mask_computer)
+            get_reward_funcs(
+                names,
+                frame_size=frame_size,
+                mask_computer=self.mask_computer,
+                coordinates=self.coordinates,
+            )
             if names
             else []
         )

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from seg_r1 import data
-from seg_r1.answer import format_answer
+from seg_r1.answer import format_answer, parse_answer
 from seg_r1.configs import DatasetSpec, SegR1DataArguments
 from seg_r1.data import load_image, load_mask
 from seg_r1.frame import resize_mask, resize_to_frame
@@ -139,6 +139,7 @@ class GRPOTransform:
 
     stage: str
     frame_size: int
+    coordinates: str = "frame"
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
         rows = _rows(batch)
@@ -147,18 +148,20 @@ class GRPOTransform:
                 prompt_task(row, self.stage),
                 query=row.get("query") or "",
                 query_type=row.get("query_type") or "",
+                coordinates=self.coordinates,
             )
             row["image"] = frame_image(row["image"], self.frame_size)
         return _columns(rows)
 
 
-def grpo_dataset(dataset: Any, stage: str, frame_size: int) -> Any:
-    """A lazy GRPO view of a :mod:`seg_r1.data` dataset (columns: module doc)."""
+def grpo_dataset(dataset: Any, stage: str, frame_size: int, coordinates: str = "frame") -> Any:
+    """A lazy GRPO view of a :mod:`seg_r1.data` dataset (columns: module doc); ``coordinates``
+    is the answers' convention (the prompts tell a ``relative_1000`` policy so)."""
     if stage == "prerl":  # fail at the edge, not at the first batch
         tasks = set(dataset["task"])
         if tasks - {"foreground"}:
             prompt_task({"task": sorted(tasks - {"foreground"})[0]}, stage)
-    return dataset.with_transform(GRPOTransform(stage, frame_size))
+    return dataset.with_transform(GRPOTransform(stage, frame_size, coordinates))
 
 
 # --------------------------------------------------------------------------- trace synthesis
@@ -175,8 +178,20 @@ class Trace:
 
     @property
     def answer(self) -> str:
-        """The answer in the canonical grammar (:func:`seg_r1.answer.format_answer`)."""
+        """The answer in the canonical grammar (:func:`seg_r1.answer.format_answer`), frame
+        pixels."""
         return format_answer(self.boxes, self.points, self.labels, think=self.think)
+
+    def answer_in(self, frame_size: int, coordinates: str) -> str:
+        """The answer written in the ``coordinates`` convention of a ``frame_size`` frame."""
+        return format_answer(
+            self.boxes,
+            self.points,
+            self.labels,
+            think=self.think,
+            frame_size=frame_size,
+            coordinates=coordinates,
+        )
 
 
 def _deepest(
@@ -292,6 +307,7 @@ class TraceSFTTransform:
     frame_size: int
     fg_points: int
     bg_points: int
+    coordinates: str = "frame"
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
@@ -302,45 +318,73 @@ class TraceSFTTransform:
             task = "rl" if row.get("task", "foreground") == "foreground" else row["task"]
             out["prompt"].append(
                 build_chat(
-                    task, query=row.get("query") or "", query_type=row.get("query_type") or ""
+                    task,
+                    query=row.get("query") or "",
+                    query_type=row.get("query_type") or "",
+                    coordinates=self.coordinates,
                 )
             )
-            out["completion"].append(_assistant(trace.answer))
+            out["completion"].append(_assistant(trace.answer_in(self.frame_size, self.coordinates)))
             out["image"].append(frame_image(row["image"], self.frame_size))
         return out
 
 
 def sft_dataset_from_masks(
-    dataset: Any, frame_size: int, fg_points: int = 2, bg_points: int = 1
+    dataset: Any,
+    frame_size: int,
+    fg_points: int = 2,
+    bg_points: int = 1,
+    coordinates: str = "frame",
 ) -> Any:
     """A lazy SFT view of a segmentation dataset: the RL prompt (or the row's task prompt)
-    and a trace synthesised from its mask (:func:`synthesize_trace`), in the frame."""
-    return dataset.with_transform(TraceSFTTransform(frame_size, fg_points, bg_points))
+    and a trace synthesised from its mask (:func:`synthesize_trace`), in the frame, written in
+    the ``coordinates`` convention."""
+    return dataset.with_transform(TraceSFTTransform(frame_size, fg_points, bg_points, coordinates))
 
 
 @dataclass(frozen=True)
 class FCoTSFTTransform:
     """``with_transform`` function for FCoT rows: SPEC §2's SFT chat, split into prompt and
-    completion (``thinking + " " + solution``); images optionally resized to a frame."""
+    completion (``thinking + " " + solution``); images optionally resized to a frame.
+
+    FCoT solutions are written in pixels (of ``frame_size``, or of the image as stored when it
+    is ``None``); with ``coordinates="relative_1000"`` each solution is parsed in those pixels
+    and rewritten in 0..1000 (:func:`seg_r1.answer.format_answer`)."""
 
     frame_size: int | None
+    coordinates: str = "frame"
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):
-            messages = build_sft_chat(row)
-            out["prompt"].append(messages[:-1])
-            out["completion"].append(messages[-1:])
             image = (
                 load_image(row["image"])
                 if self.frame_size is None
                 else frame_image(row["image"], self.frame_size)
             )
+            if self.coordinates != "frame":
+                row = {**row, "solution": self._rewrite(row["solution"], image)}
+            messages = build_sft_chat(row, coordinates=self.coordinates)
+            out["prompt"].append(messages[:-1])
+            out["completion"].append(messages[-1:])
             out["image"].append(image)
         return out
 
+    def _rewrite(self, solution: str, image: Image.Image) -> str:
+        hw = (image.height, image.width)
+        answer = parse_answer(solution, hw)
+        return format_answer(
+            answer.boxes,
+            answer.points,
+            answer.labels,
+            frame_size=hw,
+            coordinates=self.coordinates,
+        )
 
-def sft_dataset_from_fcot(dataset: Any, frame_size: int | None = None) -> Any:
+
+def sft_dataset_from_fcot(
+    dataset: Any, frame_size: int | None = None, coordinates: str = "frame"
+) -> Any:
     """A lazy SFT view of an FCoT-schema dataset (:func:`seg_r1.data.load_sft_dataset`)."""
-    return dataset.with_transform(FCoTSFTTransform(frame_size))
+    return dataset.with_transform(FCoTSFTTransform(frame_size, coordinates))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from seg_r1.families import resolve_coordinates
 from seg_r1.inference import PipelineConfig
 from seg_r1.policy import resolve_device
 from seg_r1.tasks import EVAL_TASKS
@@ -65,6 +66,7 @@ class EvalConfig(PipelineConfig):
         if not self.model_path:
             raise ValueError("an evaluation needs a model_path (--model_path)")
         self.frame_size, self.max_new_tokens = self.task_defaults(self.task)
+        self.coordinates = resolve_coordinates(self.coordinates, self.model_path)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide the outputs (compared on resume)."""

@@ -202,6 +202,7 @@ def write_case_report(
     frame_size: int,
     k: int = DEFAULT_REPORT_CASES,
     title: str = "",
+    coordinates: str = "frame",
 ) -> Path | None:
     """PNG grid of the worst and best cases (image + prompts | GT | prediction + prompts).
 
@@ -214,7 +215,7 @@ def write_case_report(
     def case(record: Mapping[str, Any]) -> Case:
         row = samples[record["id"]]
         image = np.asarray(load_image(row))
-        answer = parse_answer(record["completion"], frame_size)
+        answer = parse_answer(record["completion"], frame_size, coordinates=coordinates)
         return Case(
             image=image,
             gt=load_mask(row),
@@ -287,6 +288,7 @@ def write_iou_report(
             config.frame_size,
             k=report_cases,
             title=title.format(group=group, frame=config.frame_size),
+            coordinates=config.coordinates or "frame",
         )
     return table
 
@@ -340,6 +342,7 @@ def write_foreground_report(
         config.frame_size,
         k=report_cases,
         title=f"{name}: foreground segmentation (frame {config.frame_size})",
+        coordinates=config.coordinates or "frame",
     )
     if grid is not None:
         logger.info("visual report: %s", grid)

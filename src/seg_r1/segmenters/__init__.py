@@ -8,6 +8,9 @@ module                 what
 :mod:`.mask_rule`      answers -> prompt sets -> masks, the answer rules, :func:`segment_batch`
 :mod:`.classical`      ``"classical"``: GrabCut seeded by the prompts (CPU stand-in, NOT SAM2)
 :mod:`.sam2`           ``"sam2"``: Meta's SAM2 (the only importer of ``sam2``)
+:mod:`.hf`             ``"sam2_hf"`` / ``"sam3"``: SAM2 / SAM3's tracker through transformers
+                       (the only importer of transformers' SAM classes)
+:mod:`.convert`        Meta SAM2 checkpoint -> ``"sam2_hf"`` folder (the same weights)
 :mod:`.config`         :class:`SegmenterConfig`: the segmenter options, declared once
 :mod:`.factory`        :func:`build_segmenter` by name, once per process
 =====================  =====================================================================
@@ -28,8 +31,10 @@ from seg_r1.segmenters.base import (
 )
 from seg_r1.segmenters.classical import ClassicalSegmenter
 from seg_r1.segmenters.config import (
+    DEFAULT_HF_SEGMENTER_PATHS,
     DEFAULT_SAM2_CHECKPOINT,
     DEFAULT_SAM2_CONFIG,
+    HF_SEGMENTER_NAMES,
     SAM2_DTYPES,
     SEGMENTER_NAMES,
     SegmenterConfig,
@@ -49,10 +54,12 @@ from seg_r1.segmenters.mask_rule import (
 
 __all__ = [
     "ANSWER_RULES",
+    "DEFAULT_HF_SEGMENTER_PATHS",
     "DEFAULT_SAM2_CHECKPOINT",
     "DEFAULT_SAM2_CONFIG",
     "DEFAULT_EVAL_ANSWER_RULE",
     "DEFAULT_TRAIN_ANSWER_RULE",
+    "HF_SEGMENTER_NAMES",
     "SAM2_DTYPES",
     "SEGMENTER_NAMES",
     "BaseSegmenter",

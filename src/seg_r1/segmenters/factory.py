@@ -2,7 +2,8 @@
 
 Backends are imported when first built: ``sam2`` (Meta's package, torch and hydra) is an
 optional dependency of CPU-only users of the classical backend, so :mod:`.sam2` is imported
-lazily here and nowhere else.
+lazily here and nowhere else; so is :mod:`.hf` (``"sam2_hf"`` and ``"sam3"``, transformers'
+SAM classes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from seg_r1.segmenters.base import Segmenter
 from seg_r1.segmenters.classical import ClassicalSegmenter
-from seg_r1.segmenters.config import SEGMENTER_NAMES
+from seg_r1.segmenters.config import HF_SEGMENTER_NAMES, SEGMENTER_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +23,15 @@ _CACHE: dict[tuple, Segmenter] = {}
 
 
 def build_segmenter(name: str, cache: bool = True, **kwargs: Any) -> Segmenter:
-    """Build the segmenter ``name`` (``"sam2"`` or ``"classical"``) with backend ``kwargs``.
+    """Build the segmenter ``name`` (:data:`SEGMENTER_NAMES`) with backend ``kwargs``.
 
     Segmenters are built once per process: with ``cache=True`` (default) the same ``name``
     and ``kwargs`` return the same instance (SAM2 loads once, never per reward call).
 
     ``"sam2"`` kwargs: see :class:`seg_r1.segmenters.sam2.SAM2Segmenter` (``config``,
-    ``checkpoint``, ``device``, ``dtype``, ``bgr_compat``). ``"classical"`` kwargs: see
-    :class:`ClassicalSegmenter`.
+    ``checkpoint``, ``device``, ``dtype``, ``bgr_compat``). ``"sam2_hf"`` / ``"sam3"`` kwargs:
+    see :class:`seg_r1.segmenters.hf.HFSegmenter` (``path``, ``device``, ``dtype``,
+    ``bgr_compat``). ``"classical"`` kwargs: see :class:`ClassicalSegmenter`.
 
     Raises:
         ValueError: unknown ``name``.
@@ -43,6 +45,10 @@ def build_segmenter(name: str, cache: bool = True, **kwargs: Any) -> Segmenter:
         from seg_r1.segmenters.sam2 import SAM2Segmenter
 
         segmenter: Segmenter = SAM2Segmenter(**kwargs)
+    elif name in HF_SEGMENTER_NAMES:
+        from seg_r1.segmenters.hf import HF_SEGMENTERS
+
+        segmenter = HF_SEGMENTERS[name](**kwargs)
     else:
         segmenter = ClassicalSegmenter(**kwargs)
     logger.info("built %s segmenter %s", name, dict(kwargs))
