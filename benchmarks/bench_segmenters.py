@@ -18,7 +18,7 @@ own) on ``--images`` synthetic ``--frame`` x ``--frame`` scenes:
   warm-up image);
 * decoder: seconds of ``predict_batch([one prompt set])``, median over ``--prompt-sets``
   prompt sets per image (box + a foreground and a background point, as the RL answers);
-* peak RSS of the process (``ru_maxrss``), import seconds of the backend module (Meta's
+* peak RSS of the worker process (``VmHWM``, see :func:`peak_rss_bytes`), import seconds of the backend module (Meta's
   ``sam2`` package itself loads inside ``load_seconds``), load seconds, parameters.
 
 Each figure is also given as a ratio to ``sam2`` measured in the same run, and the masks of
@@ -165,8 +165,22 @@ def run_backend(args: argparse.Namespace, paths: dict[str, str]) -> dict[str, An
         "encoder_seconds_all": [round(s, 4) for s in encoder],
         "decoder_seconds_per_prompt_set": round(statistics.median(decoder), 5),
         "decoder_calls": segmenter.stats.decoder_calls,
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "peak_rss_gib": round(peak_rss_bytes() / 2**30, 3),
     }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size. Linux: ``VmHWM`` of ``/proc/self/status``, the
+    high-water mark of THIS address space -- ``ru_maxrss`` is kept across fork + exec, so a
+    worker started after the parent built the checkpoints would report the parent's peak.
+    Elsewhere ``ru_maxrss`` (kilobytes on Linux, bytes on macOS)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def compare_masks(reference: str, other: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ def test_bench_segmenters_tiny(tiny_ckpts, tmp_path):
     command = [sys.executable, str(ROOT / "benchmarks" / "bench_segmenters.py"), "--tiny"]
     command += ["--checkpoints", str(tiny_ckpts.root), "--images", "2", "--prompt-sets", "2"]
     command += ["--threads", "1", "--out", str(out)]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     report = json.loads(out.read_text())
     assert report["frame"] == 256 and report["checkpoints"]["sam2_hf"] == str(tiny_ckpts.sam2_hf)
@@ -44,3 +44,23 @@ def test_bench_segmenters_tiny(tiny_ckpts, tmp_path):
         "iou_min": 1.0,
     }
     assert "sam2_hf" in proc.stdout and "x)" in proc.stdout  # the table with the ratios
+
+
+def test_worker_peak_rss_is_its_own():
+    """A worker's peak RSS is its own address space's, not the parent's: Linux keeps
+    ``ru_maxrss`` across fork + exec, so a worker started after the parent peaked (building
+    checkpoints) would otherwise report the parent's figure."""
+    import numpy as np
+
+    ballast = np.ones(400 * 2**20, dtype=np.uint8)  # 400 MiB resident in THIS process
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import bench_segmenters as b; "
+        "print(b.peak_rss_bytes())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    child = int(proc.stdout.strip())
+    assert 1 * 2**20 < child < 200 * 2**20, child
+    assert ballast.sum() == ballast.size

@@ -15,7 +15,6 @@ from seg_r1.families import (
     FAMILIES,
     family_of,
     family_of_model_type,
-    processor_factor,
     resolve_coordinates,
 )
 from seg_r1.frame import answer_to_frame, frame_to_answer
@@ -68,7 +67,8 @@ def test_tiny_checkpoint_of_each_family(tiny_ckpts, family):
     assert family_of(path).name == family
     model, processor = load_policy(path, "cpu", "float32")
     assert family_of(model).name == family
-    assert processor_factor(processor) == FAMILIES[family].factor
+    image_processor = processor.image_processor
+    assert image_processor.patch_size * image_processor.merge_size == FAMILIES[family].factor
     out = processor.image_processor(images=[Image.new("RGB", (112, 112))], return_tensors="pt")
     _, rows, cols = out["image_grid_thw"][0].tolist()
     side = rows * FAMILIES[family].patch_size

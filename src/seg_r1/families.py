@@ -151,13 +151,6 @@ def family_of(model: str | Path | Any | None) -> PolicyFamily:
     return family_of_model_type(getattr(config, "model_type", ""))
 
 
-def processor_factor(processor: Any) -> int:
-    """The resize grid of a loaded processor (``patch_size * merge_size`` of its image
-    processor): 28 for Qwen2.5-VL, 32 for Qwen3-VL / Qwen3.5."""
-    image_processor = processor.image_processor
-    return int(image_processor.patch_size) * int(image_processor.merge_size)
-
-
 def resolve_coordinates(requested: str | None, model_path: str | Path | None) -> str:
     """THE decision of an answer's coordinate convention (module doc): ``requested`` if given;
     else what the checkpoint recorded in ``seg_r1.json``; else its family's default. Logs the

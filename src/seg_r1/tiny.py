@@ -34,6 +34,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,11 +136,17 @@ def build_policy(out: Path, spec: TinySpec, seed: int) -> Path:
     )
     set_generation_tokens(model, tok)
     processor = qwen25vl_processor(tok, spec.min_pixels, spec.max_pixels)
+    return _save_policy(out, model, processor, "Qwen2.5-VL")
+
+
+def _save_policy(out: Path, model: Any, processor: Any, family: str) -> Path:
+    """Save a tiny policy's model and processor to ``out`` (logged with its size)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
-    logger.info("tiny policy: %.2fM parameters, vocab %d -> %s", n / 1e6, len(tok), out)
+    vocab = model.config.get_text_config().vocab_size
+    logger.info("tiny %s policy: %.2fM parameters, vocab %d -> %s", family, n / 1e6, vocab, out)
     return out
 
 
@@ -211,12 +218,7 @@ def build_qwen3_policy(out: Path, spec: TinySpec, seed: int, family: str = "qwen
     model = model_class(qwen3_config(family, tok, text, vision, tie_word_embeddings=True))
     set_generation_tokens(model, tok)
     processor = qwen3_processor(tok, *QWEN3_TINY_PIXELS)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    n = sum(p.numel() for p in model.parameters())
-    logger.info("tiny %s policy: %.2fM parameters -> %s", family, n / 1e6, out)
-    return out
+    return _save_policy(out, model, processor, family)
 
 
 def sam2_tiny_overrides(spec: TinySpec) -> list[str]:

@@ -18,7 +18,7 @@ encoding. ``segmenter.stats`` counts both so tests and benchmarks can prove that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -148,6 +148,25 @@ class BaseSegmenter:
     def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
         """Masks for ``prompts``; adds to ``self.stats.decoder_calls`` itself."""
         raise NotImplementedError
+
+
+#: Most prompt sets decoded in one decoder call (bounds the B x H x W mask tensor).
+MAX_DECODE_BATCH = 64
+
+
+def structure_chunks(
+    prompts: Sequence[PromptSet], max_batch: int = MAX_DECODE_BATCH
+) -> Iterator[tuple[bool, int, list[int]]]:
+    """Group prompt sets of identical structure for batched decoding: yields ``(has_box,
+    num_points, indices)`` with at most ``max_batch`` indices into ``prompts`` per chunk, groups
+    in order of first appearance (a decoder batch needs one box-or-not and one point count)."""
+    groups: dict[tuple[bool, int], list[int]] = {}
+    for index, prompt in enumerate(prompts):
+        key = (prompt.box is not None, int(prompt.points.shape[0]))
+        groups.setdefault(key, []).append(index)
+    for (has_box, num_points), members in groups.items():
+        for start in range(0, len(members), max_batch):
+            yield has_box, num_points, members[start : start + max_batch]
 
 
 def check_image(image: Any) -> np.ndarray:

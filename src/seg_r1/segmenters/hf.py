@@ -51,14 +51,10 @@ from transformers import (
     Sam3TrackerProcessor,
 )
 
-from seg_r1.segmenters.base import BaseSegmenter, PromptSet
+from seg_r1.segmenters.base import BaseSegmenter, PromptSet, structure_chunks
 from seg_r1.segmenters.config import DEFAULT_HF_SEGMENTER_PATHS, SAM2_DTYPES
 
 logger = logging.getLogger(__name__)
-
-#: Most prompt sets decoded in one decoder call (bounds the B x H x W mask tensor).
-MAX_DECODE_BATCH = 64
-
 
 class HFSegmenterLoadError(RuntimeError):
     """A hub-format SAM2 / SAM3 folder could not be found or does not match its backend."""
@@ -284,17 +280,11 @@ class HFSegmenter(BaseSegmenter):
             self._embeddings = self.model.get_image_embeddings(pixel_values)
 
     def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
-        groups: dict[tuple[bool, int], list[int]] = {}
-        for index, prompt in enumerate(prompts):
-            key = (prompt.box is not None, int(prompt.points.shape[0]))
-            groups.setdefault(key, []).append(index)
         masks: list[np.ndarray | None] = [None] * len(prompts)
-        for (has_box, num_points), members in groups.items():
-            for start in range(0, len(members), MAX_DECODE_BATCH):
-                chunk = members[start : start + MAX_DECODE_BATCH]
-                logits = self._decode_group([prompts[i] for i in chunk], has_box, num_points)
-                for index, mask in zip(chunk, logits > self.mask_threshold):
-                    masks[index] = mask
+        for has_box, num_points, chunk in structure_chunks(prompts):
+            logits = self._decode_group([prompts[i] for i in chunk], has_box, num_points)
+            for index, mask in zip(chunk, logits > self.mask_threshold):
+                masks[index] = mask
         return masks  # type: ignore[return-value]
 
     def _decode_group(self, chunk: list[PromptSet], has_box: bool, num_points: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seg_r1.segmenters.base import BaseSegmenter, PromptSet
+from seg_r1.segmenters.base import BaseSegmenter, PromptSet, structure_chunks
 from seg_r1.segmenters.config import DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG, SAM2_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -166,10 +166,6 @@ def build_image_predictor(model: torch.nn.Module, mask_threshold: float = 0.0) -
 
 # --------------------------------------------------------------------------- segmenter backend
 
-#: Most prompt sets decoded in one SAM2 decoder call (bounds the B x H x W mask tensor).
-MAX_DECODE_BATCH = 64
-
-
 class SAM2Segmenter(BaseSegmenter):
     """The frozen SAM2 image predictor as a :class:`seg_r1.segmenters.Segmenter` backend.
 
@@ -234,18 +230,10 @@ class SAM2Segmenter(BaseSegmenter):
             self.predictor.set_image(image)
 
     def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
-        groups: dict[tuple[bool, int], list[int]] = {}
-        for index, prompt in enumerate(prompts):
-            key = (prompt.box is not None, int(prompt.points.shape[0]))
-            groups.setdefault(key, []).append(index)
         masks: list[np.ndarray | None] = [None] * len(prompts)
-        for (has_box, num_points), members in groups.items():
-            for start in range(0, len(members), MAX_DECODE_BATCH):
-                chunk = members[start : start + MAX_DECODE_BATCH]
-                for index, mask in zip(
-                    chunk, self._decode_group(prompts, chunk, has_box, num_points)
-                ):
-                    masks[index] = mask
+        for has_box, num_points, chunk in structure_chunks(prompts):
+            for index, mask in zip(chunk, self._decode_group(prompts, chunk, has_box, num_points)):
+                masks[index] = mask
         return masks  # type: ignore[return-value]
 
     def _decode_group(
