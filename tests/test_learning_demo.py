@@ -52,4 +52,7 @@ def test_quickstart_policy_reads_the_image_and_beats_the_best_constant(tmp_path)
     assert summary["iou_shuffled"] < summary["iou_grpo"] - 0.3
     assert summary["iou_best_own_answer"] < summary["iou_grpo"] - 0.2
     assert (tmp_path / "curves.png").is_file()
+    # the held-out curve: 16 scenes, before GRPO and every 25 steps
+    assert [step for step, _ in summary["curve"]] == list(range(0, 151, 25))
+    assert summary["curve_scenes"] == 16
     assert (tmp_path / "grpo" / "visualizations").is_dir()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_r1 import baselines, quickstart
+from seg_r1 import baselines, learning, quickstart
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,108 @@ def test_stage_extra_arguments_override_the_recipe(tiny_ckpts, scenes, tmp_path,
         "sft", tiny_ckpts.policy, scenes, tmp_path / "sft", 1, 0, extra=["--learning_rate", "0.25"]
     )
     assert trainer.args.learning_rate == 0.25
+
+
+def test_heldout_curve_scores_the_policy(tiny_ckpts, scenes, tmp_path_factory):
+    """HeldOutIoU's figure is the greedy answer's IoU: the policy is scripted (its generation
+    config forces one box answer), so each point must be that answer's IoU, recomputed here --
+    the segmenter called directly with the box, IoU as plain NumPy counts. Points: before step
+    1, every N steps, after the last step; a point already in log_history is not redone."""
+    from test_eval_support import SCRIPTED_ANSWER, scripted_policy_dir
+    from transformers import TrainerControl, TrainerState
+
+    from seg_r1.callbacks import HELDOUT_IOU_KEY, HeldOutIoU
+    from seg_r1.policy import load_policy
+    from seg_r1.segmenters import build_segmenter
+
+    # The scripted answer, written out: box [16, 20, 112, 108] with the point (64, 64) inside
+    # it, label 1; (2, 2) lies outside the box and is dropped (SPEC: each box with its points).
+    assert (
+        "<bbox>[16,20,112,108]</bbox>" in SCRIPTED_ANSWER and "[[64,64],[2,2]]" in SCRIPTED_ANSWER
+    )
+    policy = scripted_policy_dir(tiny_ckpts, tmp_path_factory)
+    images, gts = quickstart._examples(scenes, "test")
+    assert images[0].shape[:2] == (224, 224)  # the frame itself: the box needs no mapping
+    segmenter = build_segmenter("classical")
+    ious = []
+    for image, gt in zip(images[:3], gts[:3]):
+        segmenter.set_image(image)
+        mask = segmenter.predict(
+            np.array([16, 20, 112, 108], float), np.array([[64, 64]]), np.array([1])
+        )
+        union = np.count_nonzero(mask | gt)
+        ious.append(np.count_nonzero(mask & gt) / union if union else 1.0)
+    expected = float(np.mean(ious))
+    assert expected > 0.01
+
+    model, processor = load_policy(policy, device="cpu", dtype="float32")
+    model.train()
+    kwargs = {"frame_size": 224, "task": "rl", "max_new_tokens": 48, "batch_size": 2}
+    curve = HeldOutIoU(images[:3], gts[:3], segmenter, 2, **kwargs)
+    state, control = TrainerState(max_steps=3), TrainerControl()
+    hooks = {"model": model, "processing_class": processor}
+    curve.on_train_begin(None, state, control, **hooks)
+    for step in (1, 2, 3):
+        state.global_step = step
+        curve.on_step_end(None, state, control, **hooks)
+    assert model.training  # put back in train mode after each pass
+    assert [step for step, _ in curve.history] == [0, 2, 3]
+    for _, iou in curve.history:
+        assert iou == pytest.approx(expected, abs=1e-9)
+    assert [e["step"] for e in state.log_history] == [0, 2, 3]
+    assert state.log_history[-1][HELDOUT_IOU_KEY] == round(expected, 4)
+    # a resumed run that already logged step 2 does not score it again
+    again = HeldOutIoU(images[:3], gts[:3], segmenter, 2, **kwargs)
+    state.global_step = 2
+    again.on_step_end(None, state, control, **hooks)
+    assert again.history == [] and len(state.log_history) == 3
+    with pytest.raises(ValueError, match="every"):
+        HeldOutIoU(images, gts, segmenter, 0)
+
+
+def test_heldout_curve_in_the_grpo_stage(tiny_ckpts, scenes, tmp_path):
+    """run_stage hands callbacks to the GRPO trainer: the curve's points land in its
+    log_history at steps 0, 2 and 3; write_curves draws them; SFT refuses callbacks."""
+    from seg_r1.callbacks import HELDOUT_IOU_KEY, HeldOutIoU
+    from seg_r1.segmenters import build_segmenter
+
+    images, gts = quickstart._examples(scenes, "test")
+    kwargs = {"frame_size": 224, "task": "rl", "max_new_tokens": 8, "batch_size": 2}
+    curve = HeldOutIoU(images[:2], gts[:2], build_segmenter("classical"), 2, **kwargs)
+    extra = ["--max_completion_length", "8"]
+    trainer = quickstart.run_stage(
+        "grpo", tiny_ckpts.policy, scenes, tmp_path / "grpo", 3, 0, extra=extra, callbacks=[curve]
+    )
+    logged = [
+        (e["step"], e[HELDOUT_IOU_KEY]) for e in trainer.state.log_history if HELDOUT_IOU_KEY in e
+    ]
+    assert [step for step, _ in logged] == [0, 2, 3]
+    assert logged == [(step, round(iou, 4)) for step, iou in curve.history]
+
+    png = tmp_path / "curves.png"
+    learning.write_curves(
+        [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}],
+        trainer.state.log_history,
+        png,
+        levels={"SFT policy": 0.3, "constant": 0.5},
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="grpo stage only"):
+        quickstart.run_stage(
+            "sft", tiny_ckpts.policy, scenes, tmp_path / "s", 1, 0, callbacks=[curve]
+        )
+
+
+def test_constant_fit_is_cached_per_training_split(tmp_path):
+    calls = []
+
+    def fit():
+        calls.append(1)
+        return "<bbox>[1,2,3,4]</bbox>", f"<bbox>[1,2,3,{len(calls) + 4}]</bbox>", 0.5
+
+    path = tmp_path / "constant_fit.json"
+    key = {"seed": 0, "n_train": 16}
+    first = baselines.cached_constant_fit(path, key, fit)
+    assert baselines.cached_constant_fit(path, key, fit) == first and len(calls) == 1
+    other = baselines.cached_constant_fit(path, {"seed": 1, "n_train": 16}, fit)
+    assert len(calls) == 2 and other[1] == "<bbox>[1,2,3,6]</bbox>"

@@ -9,7 +9,10 @@ through :class:`~seg_r1.inference.SegR1Pipeline`, IoU per image). Used by :mod:`
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,8 @@ from tqdm.auto import tqdm
 from seg_r1.answer import format_answer
 from seg_r1.inference import SegR1Pipeline
 from seg_r1.metrics import mask_iou
+
+logger = logging.getLogger(__name__)
 
 #: Step sizes of the constant baseline's local box search, coarse to fine, as divisors of the
 #: frame: 1/7 and 1/14 of it (32 and 16 pixels at the quickstart's 224).
@@ -122,3 +127,18 @@ def fit_constant_answer(
     progress.close()
     score_set = (images[:SCORE_IMAGES], gts[:SCORE_IMAGES])
     return text(best), answer, constant_text_iou(answer, *score_set, segmenter, frame_size)
+
+
+def cached_constant_fit(path: Path, key: dict[str, Any], fit: Any) -> tuple[str, str, float]:
+    """:func:`seg_r1.baselines.fit_constant_answer`'s ``(box answer, answer, train IoU)`` for
+    the training split described by ``key``, read from ``path`` when an earlier run of the same
+    split wrote it there (the search is ~2 minutes of GrabCut), else ``fit()`` and write it."""
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            logger.info("constant answer: reusing the fit in %s", path)
+            return cached["box_answer"], cached["answer"], float(cached["train_iou"])
+    box_answer, answer, train_iou = fit()
+    record = {"key": key, "box_answer": box_answer, "answer": answer, "train_iou": train_iou}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return box_answer, answer, train_iou

@@ -1,10 +1,15 @@
-"""Training callbacks: sample visualisations of the GRPO rollouts.
+"""Training callbacks: sample visualisations of the GRPO rollouts, a held-out IoU curve.
 
 :class:`SampleVisualizer` (a ``transformers.TrainerCallback``) saves, every
 ``visualization_steps`` steps, one group of the latest rollout batch: the image with its ground
 truth, then each completion's mask with its boxes and points, captioned with its IoU
 (``<output_dir>/visualizations/step_XXXXXX.png``). It reads the batch the trainer leaves in a
 :class:`RolloutLog` (the trainer itself draws nothing).
+
+:class:`HeldOutIoU` scores the policy being trained, every ``every`` steps, on a fixed set of
+held-out images: greedy answers through :class:`seg_r1.inference.SegR1Pipeline`, mean mask IoU
+against the ground truth, added to ``state.log_history`` as ``heldout/iou`` (so it is saved
+with ``trainer_state.json`` and survives a resume). The quickstart draws it in ``curves.png``.
 """
 
 from __future__ import annotations
@@ -109,3 +114,67 @@ def save_visualization(
         caption = f"IoU {mask_iou(mask, gt):.2f}" if ok else "unusable"
         panels.append(add_caption(draw_answer(overlay_mask(frame, mask), answer), [caption]))
     save_png(path, hstack(panels))
+
+
+#: The ``state.log_history`` key of :class:`HeldOutIoU`'s figures.
+HELDOUT_IOU_KEY = "heldout/iou"
+
+
+class HeldOutIoU(TrainerCallback):
+    """Greedy held-out IoU of the policy being trained, before the first step and every
+    ``every`` optimizer steps (and after the last one): ``pipeline_kwargs`` build a
+    :class:`seg_r1.inference.SegR1Pipeline` around the trainer's model and processor
+    (``frame_size``, ``task``, ``max_new_tokens``, ``batch_size``, ...; the segmenter is
+    ``segmenter``). The model is put in eval mode for the pass and back afterwards.
+
+    Each figure goes to ``state.log_history`` as ``{"step": s, "heldout/iou": iou}`` and to
+    :attr:`history` as ``(step, iou)``."""
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        gts: Sequence[np.ndarray],
+        segmenter: Any,
+        every: int,
+        **pipeline_kwargs: Any,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"HeldOutIoU: every must be >= 1, got {every}")
+        if len(images) != len(gts) or not images:
+            raise ValueError(f"HeldOutIoU: {len(images)} images and {len(gts)} masks")
+        self.images, self.gts = list(images), list(gts)
+        self.segmenter = segmenter
+        self.every = int(every)
+        self.pipeline_kwargs = pipeline_kwargs
+        self.history: list[tuple[int, float]] = []
+
+    def score(self, model: Any, processor: Any) -> float:
+        """Mean IoU of ``model``'s greedy answers on the held-out images."""
+        from seg_r1.inference import SegR1Pipeline
+
+        was_training = model.training
+        model.eval()
+        try:
+            pipeline = SegR1Pipeline(model, processor, self.segmenter, **self.pipeline_kwargs)
+            predictions = pipeline.predict(self.images)
+        finally:
+            model.train(was_training)
+        return float(np.mean([mask_iou(p.mask, g) for p, g in zip(predictions, self.gts)]))
+
+    def _record(self, state: Any, model: Any, processor: Any) -> None:
+        step = int(state.global_step)
+        if any(s == step for s, _ in self.history) or any(
+            e.get("step") == step and HELDOUT_IOU_KEY in e for e in state.log_history
+        ):
+            return  # already scored (a resumed run keeps its earlier figures)
+        iou = self.score(model, processor)
+        self.history.append((step, iou))
+        state.log_history.append({"step": step, HELDOUT_IOU_KEY: round(iou, 4)})
+        logger.info("step %d: held-out IoU %.4f (%d images)", step, iou, len(self.images))
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._record(state, kwargs["model"], kwargs["processing_class"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
+            self._record(state, kwargs["model"], kwargs["processing_class"])

@@ -16,6 +16,7 @@ this with environment variables (docs/training.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from seg_r1.configs import GRPOScriptArguments, SegR1GRPOConfig, SegR1ModelConfig
@@ -41,8 +42,11 @@ def main(
     script_args: GRPOScriptArguments,
     training_args: SegR1GRPOConfig,
     model_args: SegR1ModelConfig,
+    callbacks: Sequence[Any] = (),
 ) -> Any:
     """Train one GRPO stage and save the policy (and its processor) to ``output_dir``.
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (the quickstart's held-out
+    IoU curve).
 
     Returns the trainer (tests and the quickstart read its ``state.log_history``).
     """
@@ -90,6 +94,7 @@ def main(
         answer_mode=script_args.answer_mode,
         answer_rule=script_args.answer_rule,
         coordinates=coordinates,
+        callbacks=list(callbacks) or None,
     )
     facts = {
         "stage": script_args.stage,

@@ -18,14 +18,17 @@
    baseline -- the best single *constant* answer (a box, or a box plus points), fitted on the
    training split and scored on the held-out split through the same segmenter, and the best
    known constant answer picked on the held-out split (``iou_constant_known``);
-6. writes ``OUT/summary.json`` and ``OUT/curves.png`` (SFT loss, GRPO reward and rollout IoU)
-   and logs a table.
+6. writes ``OUT/summary.json`` and ``OUT/curves.png`` (SFT loss; GRPO reward; rollout IoU and
+   the greedy held-out IoU of 16 scenes every 25 GRPO steps beside the SFT and constant levels)
+   and logs a table, with the seconds and steps/s of each stage.
 
 The sizes, steps and frame are chosen to finish in under 15 minutes on two CPU cores. What to
 expect (docs/learning_demo.md, measured): the SFT warm-up teaches the format AND where the
 object is -- its held-out IoU is far above the best constant answer, and far lower when it is
 shown another image (``iou_shuffled``); GRPO at a small learning rate raises it a little.
-``--save-steps N`` keeps checkpoints and ``--resume`` continues an interrupted run.
+``--save-steps N`` keeps checkpoints and ``--resume`` continues an interrupted run;
+``--sft-from DIR`` reuses a trained SFT policy (experiments on the GRPO stage alone; the
+constant baseline's fit is cached in ``OUT/data/constant_fit.json`` per training split).
 """
 
 from __future__ import annotations
@@ -37,27 +40,24 @@ import logging
 import shlex
 import shutil
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from seg_r1 import grpo, sft
 from seg_r1.baselines import (
     KNOWN_CONSTANT_ANSWERS,
-    answers_iou,
+    cached_constant_fit,
     constant_text_iou,
     fit_constant_answer,
-    mean_iou,
 )
+from seg_r1.callbacks import HeldOutIoU
 from seg_r1.data import load_foreground_dataset, load_image, load_mask
 from seg_r1.data.synthetic_trees import write_foreground_dataset
-from seg_r1.inference import SegR1Pipeline
+from seg_r1.learning import evaluate_policy, reward_window, write_curves
 from seg_r1.logs import setup_logging
-from seg_r1.policy import load_policy
 from seg_r1.segmenters import build_segmenter
 from seg_r1.tiny import TinySpec, build_tiny_checkpoints
 
@@ -116,6 +116,10 @@ GRPO_OVERRIDES = [
 ]  # fmt: skip
 #: Completion budget at evaluation: a synthesised trace is ~60 tokens (configs/tiny/grpo.yaml).
 MAX_NEW_TOKENS = 96
+#: The GRPO curve: greedy held-out IoU on the first CURVE_SCENES held-out scenes every
+#: CURVE_EVERY steps (:class:`seg_r1.callbacks.HeldOutIoU`; ~2 s a point on 2 cores).
+CURVE_EVERY = 25
+CURVE_SCENES = 16
 #: Most frequent held-out answers of the GRPO policy scored as constants (iou_best_own_answer).
 OWN_ANSWERS = 8
 
@@ -148,6 +152,7 @@ def run_stage(
     save_steps: int = 0,
     resume: bool = False,
     extra: Sequence[str] = (),
+    callbacks: Sequence[Any] = (),
 ) -> Any:
     """Stages 3 and 4: ``stage`` = ``"sft"`` (``configs/tiny/sft.yaml`` +
     :data:`SFT_OVERRIDES`) or ``"grpo"`` (``configs/tiny/grpo.yaml`` + :data:`GRPO_OVERRIDES`),
@@ -156,6 +161,7 @@ def run_stage(
     ``save_steps`` > 0 keeps a ``checkpoint-*`` every that many steps (all of them); with
     ``resume`` the stage continues from its last one (if that is its last step, it only reloads
     the state). ``extra`` arguments go last (they override the recipe and the overrides).
+    ``callbacks`` (GRPO only): extra trainer callbacks, e.g. :class:`HeldOutIoU`.
     """
 
     module, overrides = {"sft": (sft, SFT_OVERRIDES), "grpo": (grpo, GRPO_OVERRIDES)}[stage]
@@ -177,6 +183,10 @@ def run_stage(
     if resume and any(out.glob("checkpoint-*")):
         logger.info("resuming %s from the last checkpoint in %s", stage, out)
         argv += ["--resume_from_checkpoint", "latest"]
+    if callbacks:
+        if stage != "grpo":
+            raise ValueError("run_stage: callbacks are supported for the grpo stage only")
+        return module.main(*module.parse_args(argv), callbacks=callbacks)
     return module.main(*module.parse_args(argv))
 
 
@@ -191,112 +201,11 @@ def _examples(data: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray
     return [np.asarray(load_image(row)) for row in rows], [load_mask(row) for row in rows]
 
 
-def evaluate_policy(
-    model_dir: Path,
-    images: Sequence[np.ndarray],
-    gts: Sequence[np.ndarray],
-    segmenter: Any,
-    batch_size: int,
-    shuffled: bool = False,
-) -> dict[str, Any]:
-    """Greedy answers of a trained policy on the held-out images through
-    :class:`seg_r1.inference.SegR1Pipeline` (RL prompt, the frame of training).
-
-    With ``shuffled``, also the IoU when the policy is shown image ``i + 1`` (rolled by one)
-    and its answer is segmented on image ``i`` against ground truth ``i`` (``iou_shuffled``):
-    a policy that reads the image drops far below its ``iou``; one that writes
-    image-independent answers does not. And the best of its most frequent answers given as a
-    constant to every image (``iou_best_own_answer``)."""
-
-    model, processor = load_policy(model_dir, device="cpu", dtype="float32")
-    pipeline = SegR1Pipeline(
-        model,
-        processor,
-        segmenter,
-        frame_size=FRAME_SIZE,
-        task="rl",
-        max_new_tokens=MAX_NEW_TOKENS,
-        batch_size=batch_size,
-    )
-
-    def predict(inputs: Sequence[np.ndarray], desc: str) -> list[Any]:
-        predictions = []
-        for start in tqdm(range(0, len(inputs), batch_size), desc=desc, leave=False):
-            predictions += pipeline.predict(inputs[start : start + batch_size])
-        return predictions
-
-    predictions = predict(images, f"eval {model_dir.name}")
-    counts = Counter(p.completion for p in predictions)
-    result = {
-        "iou": mean_iou([p.mask for p in predictions], gts),
-        "format_ok": float(np.mean([p.answer.format_ok for p in predictions])),
-        "distinct_answers": len(counts),
-        "example": predictions[0].completion,
-    }
-    if shuffled:
-        # The policy answers about image i + 1; the answer is segmented on image i (the
-        # segmenter must see the right image, or even a constant answer would score ~0).
-        rolled = list(images[1:]) + list(images[:1])
-        others = predict(rolled, f"eval {model_dir.name} (shuffled images)")
-        result["iou_shuffled"] = answers_iou(
-            [p.completion for p in others], images, gts, segmenter, FRAME_SIZE
-        )
-        # The policy's own answers as constants, scored on the same held-out images (the
-        # best one is picked ON them: a strict bar). Beating it means the policy chooses the
-        # answer per image, not only a better answer *shape* than the box-only constant.
-        common = [text for text, _ in counts.most_common(OWN_ANSWERS)]
-        result["iou_best_own_answer"] = max(
-            constant_text_iou(text, images, gts, segmenter, FRAME_SIZE) for text in common
-        )
-    return result
-
-
-def reward_window(trainer: Any, first: bool, fraction: float = 0.1) -> float:
-    """Mean GRPO ``reward`` over the first (last) ``fraction`` of the logged steps (>= 1)."""
-    rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
-    if not rewards:
-        return float("nan")
-    k = max(1, round(fraction * len(rewards)))
-    return float(np.mean(rewards[:k] if first else rewards[-k:]))
-
-
-def write_curves(
-    sft_trainer: Any, grpo_trainer: Any, path: Path, baseline: float | None = None
-) -> None:
-    """A PNG of the SFT loss and the GRPO reward / rollout IoU per logged step (matplotlib,
-    headless). ``baseline``: the held-out IoU of the best constant answer (a dashed line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def series(trainer: Any, key: str) -> tuple[list[int], list[float]]:
-        rows = [e for e in trainer.state.log_history if key in e and "step" in e]
-        return [e["step"] for e in rows], [float(e[key]) for e in rows]
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot(*series(sft_trainer, "loss"))
-    left.set(title="SFT warm-up", xlabel="step", ylabel="token loss")
-    steps, reward = series(grpo_trainer, "reward")
-    right.plot(steps, reward, alpha=0.35, label="reward (max 2)")
-    steps_iou, iou = series(grpo_trainer, "segmentation/iou")
-    if iou:
-        right.plot(steps_iou, iou, alpha=0.35, label="rollout IoU")
-        k = max(1, len(iou) // 20)  # a moving average over ~5% of the run reads the trend
-        smooth = np.convolve(iou, np.ones(k) / k, mode="valid")
-        right.plot(steps_iou[k - 1 :], smooth, label=f"rollout IoU ({k}-step mean)")
-    if baseline is not None:
-        right.axhline(
-            baseline, linestyle="--", color="grey", label="best constant answer (held-out)"
-        )
-    right.set(title="GRPO (classical segmenter)", xlabel="step")
-    right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------- main
+
+
+def _rate(steps: int, seconds: float) -> float:
+    return round(steps / seconds, 3) if seconds > 0 else float("nan")
 
 
 def _stage(index: int, title: str) -> None:
@@ -336,6 +245,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="",
         help='extra seg_r1.grpo arguments, one string (e.g. "--num_generations 8 '
         '--per_device_train_batch_size 16")',
+    )
+    parser.add_argument(
+        "--sft-from",
+        default=None,
+        help="reuse this trained SFT policy folder (skips the SFT stage; same --seed and data "
+        "arguments as the run that trained it): for experiments on the GRPO stage",
+    )
+    parser.add_argument(
+        "--curve-every",
+        type=int,
+        default=CURVE_EVERY,
+        help="score the GRPO policy greedily on --curve-scenes held-out scenes every N steps "
+        "(curves.png, summary.json 'curve'); 0: off",
+    )
+    parser.add_argument(
+        "--curve-scenes", type=int, default=CURVE_SCENES, help="held-out scenes of the curve"
     )
     parser.add_argument(
         "--rope-theta",
@@ -385,26 +310,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_foreground_dataset(data, args.n_train, args.seed, FRAME_SIZE, "train", **looks)
     write_foreground_dataset(data, args.n_test, args.seed, FRAME_SIZE, "test", **looks)
 
-    _stage(2, f"SFT warm-up ({args.sft_steps} steps)")
+    test_images, test_gts = _examples(data, "test")
+    segmenter = build_segmenter("classical")
+    clock = {"setup": time.time() - start}
+
     keep = {"save_steps": args.save_steps, "resume": args.resume}
-    sft_trainer = run_stage(
-        "sft", tiny.policy, data, out / "sft", args.sft_steps, args.seed,
-        extra=shlex.split(args.sft_args), **keep,
-    )  # fmt: skip
+    tick = time.time()
+    if args.sft_from:
+        _stage(2, f"SFT warm-up: reusing {args.sft_from}")
+        sft_dir = Path(args.sft_from)
+        sft_log = json.loads((sft_dir / "trainer_state.json").read_text())["log_history"]
+        sft_steps = max((int(e.get("step", 0)) for e in sft_log), default=0)
+    else:
+        _stage(2, f"SFT warm-up ({args.sft_steps} steps)")
+        sft_dir = out / "sft"
+        sft_trainer = run_stage(
+            "sft", tiny.policy, data, sft_dir, args.sft_steps, args.seed,
+            extra=shlex.split(args.sft_args), **keep,
+        )  # fmt: skip
+        sft_log, sft_steps = sft_trainer.state.log_history, int(sft_trainer.state.global_step)
+    clock["sft"] = time.time() - tick
 
     _stage(3, f"GRPO with the classical segmenter ({args.grpo_steps} steps)")
+    tick = time.time()
+    callbacks = []
+    if args.curve_every > 0:
+        n = min(args.curve_scenes, len(test_images))
+        curve = HeldOutIoU(
+            test_images[:n], test_gts[:n], segmenter, args.curve_every,
+            frame_size=FRAME_SIZE, task="rl", max_new_tokens=MAX_NEW_TOKENS,
+            batch_size=args.eval_batch_size,
+        )  # fmt: skip
+        callbacks.append(curve)
     grpo_trainer = run_stage(
-        "grpo", out / "sft", data, out / "grpo", args.grpo_steps, args.seed,
-        extra=shlex.split(args.grpo_args), **keep,
+        "grpo", sft_dir, data, out / "grpo", args.grpo_steps, args.seed,
+        extra=shlex.split(args.grpo_args), callbacks=callbacks, **keep,
     )  # fmt: skip
+    clock["grpo"] = time.time() - tick
 
     _stage(4, "held-out evaluation")
-
-    segmenter = build_segmenter("classical")
+    tick = time.time()
     train_images, train_gts = _examples(data, "train")
-    test_images, test_gts = _examples(data, "test")
-    box_answer, constant_answer, train_iou = fit_constant_answer(
-        train_images, train_gts, segmenter, FRAME_SIZE
+    box_answer, constant_answer, train_iou = cached_constant_fit(
+        data / "constant_fit.json",
+        {"seed": args.seed, "n_train": len(train_images), "frame": FRAME_SIZE, **looks},
+        lambda: fit_constant_answer(train_images, train_gts, segmenter, FRAME_SIZE),
     )
     held_out: dict[str, float] = {}  # answer -> held-out IoU (the answers below may repeat)
 
@@ -418,11 +368,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # The known constants scored on the held-out split itself (a strict bar, like
     # iou_best_own_answer): the train fit above may prefer another answer.
     iou_constant_known = max(map(held_out_iou, KNOWN_CONSTANT_ANSWERS))
-    sft_eval = evaluate_policy(out / "sft", test_images, test_gts, segmenter, args.eval_batch_size)
-    grpo_eval = evaluate_policy(
-        out / "grpo", test_images, test_gts, segmenter, args.eval_batch_size, shuffled=True
+    clock["baselines"] = time.time() - tick
+    tick = time.time()
+    scoring = {
+        "frame_size": FRAME_SIZE,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "own_answers": OWN_ANSWERS,
+    }
+    sft_eval = evaluate_policy(
+        sft_dir, test_images, test_gts, segmenter, args.eval_batch_size, **scoring
     )
-    write_curves(sft_trainer, grpo_trainer, out / "curves.png", baseline=iou_constant)
+    grpo_eval = evaluate_policy(
+        out / "grpo", test_images, test_gts, segmenter, args.eval_batch_size, True, **scoring
+    )
+    clock["eval"] = time.time() - tick
+    grpo_log = grpo_trainer.state.log_history
+    levels = {
+        "SFT policy (held-out)": sft_eval["iou"],
+        "known constant (held-out)": iou_constant_known,
+        "constant answer (train fit)": iou_constant,
+    }
+    write_curves(sft_log, grpo_log, out / "curves.png", levels=levels)
+    grpo_steps = int(grpo_trainer.state.global_step)
 
     _stage(5, "summary")
     summary = {
@@ -435,11 +402,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "iou_best_own_answer": round(grpo_eval["iou_best_own_answer"], 4),
         "reward_first": round(reward_window(grpo_trainer, first=True), 4),
         "reward_last": round(reward_window(grpo_trainer, first=False), 4),
-        "steps": int(grpo_trainer.state.global_step),
-        "sft_steps": args.sft_steps,
+        "steps": grpo_steps,
+        "sft_steps": sft_steps,
+        "sft_from": args.sft_from,
         "sft_args": args.sft_args,
         "grpo_args": args.grpo_args,
         "seconds": round(time.time() - start, 1),
+        "seconds_by_stage": {k: round(v, 1) for k, v in clock.items()},
+        "sft_steps_per_second": _rate(sft_steps, clock["sft"]) if not args.sft_from else None,
+        "grpo_steps_per_second": _rate(grpo_steps, clock["grpo"]),
+        "curve": [[step, round(iou, 4)] for step, iou in curve.history] if callbacks else [],
+        "curve_scenes": len(curve.images) if callbacks else 0,
         "format_ok_sft": sft_eval["format_ok"],
         "format_ok_grpo": grpo_eval["format_ok"],
         "distinct_answers_sft": sft_eval["distinct_answers"],

@@ -56,6 +56,7 @@ from seg_r1.segmenters.config import DEFAULT_HF_SEGMENTER_PATHS, SAM2_DTYPES
 
 logger = logging.getLogger(__name__)
 
+
 class HFSegmenterLoadError(RuntimeError):
     """A hub-format SAM2 / SAM3 folder could not be found or does not match its backend."""
 

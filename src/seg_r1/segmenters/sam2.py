@@ -166,6 +166,7 @@ def build_image_predictor(model: torch.nn.Module, mask_threshold: float = 0.0) -
 
 # --------------------------------------------------------------------------- segmenter backend
 
+
 class SAM2Segmenter(BaseSegmenter):
     """The frozen SAM2 image predictor as a :class:`seg_r1.segmenters.Segmenter` backend.
 
