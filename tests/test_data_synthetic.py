@@ -217,3 +217,57 @@ def test_referring_writer_refuses_real_annotations(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="refusing to modify"):
         write_referring_dataset(tmp_path, n=2, seed=0, size=64, split="val")
     assert snapshot(tmp_path) == before
+
+
+def test_distractors_are_background_clutter_outside_every_mask():
+    """distractors=N paints muted shapes into the background only: the masks and the object
+    pixels are those of the same scene without them, every changed pixel lies at least
+    DISTRACTOR_GAP pixels from the objects, and the object radius range is honoured."""
+    from seg_r1.data.synthetic import DISTRACTOR_GAP
+
+    plain = list(
+        synthetic_scenes(6, seed=3, size=128, camouflage_ratio=0.0, multi_object_ratio=0.5)
+    )
+    busy = list(
+        synthetic_scenes(
+            6, seed=3, size=128, camouflage_ratio=0.0, multi_object_ratio=0.5, distractors=4
+        )
+    )
+    changed_any = False
+    for a, b in zip(plain, busy):
+        assert len(a.masks) == len(b.masks)
+        for ma, mb in zip(a.masks, b.masks):
+            assert np.array_equal(ma, mb)
+        fg = a.foreground
+        assert np.array_equal(a.image[fg], b.image[fg])
+        changed = np.any(a.image != b.image, axis=-1)
+        changed_any |= bool(changed.any())
+        ys, xs = np.nonzero(changed)
+        fy, fx = np.nonzero(fg)
+        if ys.size:
+            gaps = np.hypot(ys[:, None] - fy[None, :], xs[:, None] - fx[None, :]).min(axis=1)
+            assert gaps.min() > DISTRACTOR_GAP
+    assert changed_any
+    small = next(synthetic_scenes(1, seed=3, size=128, object_radius=(0.05, 0.06), distractors=0))
+    assert all(0.05 * 128 <= o.radius <= 0.06 * 128 for o in small.objects)
+
+
+def test_spotlight_lights_the_background_only(tmp_path):
+    """spotlight=True shifts background pixels (most near the spot's centre) and leaves the
+    masks and object pixels as they are; the writer passes the scene options through."""
+    from PIL import Image
+
+    options = {"camouflage_ratio": 0.0, "multi_object_ratio": 0.0, "split": "test"}
+    plain = list(synthetic_scenes(4, seed=2, size=96, **options))
+    lit = list(synthetic_scenes(4, seed=2, size=96, **options, spotlight=True))
+    for a, b in zip(plain, lit):
+        fg = a.foreground
+        assert np.array_equal(fg, b.foreground)
+        assert np.array_equal(a.image[fg], b.image[fg])
+        shift = np.abs(a.image.astype(int) - b.image.astype(int)).sum(axis=-1)
+        assert shift[~fg].max() >= 40  # 50-80 levels at the centre (less where it clips)
+    stems = write_foreground_dataset(tmp_path, 2, seed=2, size=96, **options, spotlight=True)
+    written = np.asarray(Image.open(tmp_path / "Test" / "Image" / f"{stems[0]}.jpg"))
+    # JPEG-close to the lit scene, far from the plain one
+    assert np.abs(written.astype(int) - lit[0].image).mean() < 3
+    assert np.abs(written.astype(int) - plain[0].image).mean() > 5

@@ -1,15 +1,19 @@
-"""The quickstart chain learns to read the image (slow, ~14 min on 2 cores).
+"""The quickstart chain: reinforcement learning does the localising (slow, ~14 min on 2 cores).
 
-Runs the quickstart recipe as it ships (:mod:`seg_r1.quickstart`: M-RoPE theta 4, vision
-tower width 64, 224 images, single salient objects, SFT 1000 steps, GRPO 150 steps at lr 2e-5
-and beta 0). Asserts issue 9's bar: the GRPO policy's held-out IoU beats the best constant
-answer (fitted on the training split, and the best known box + points constant picked on the
-held-out split) by 0.10 and the SFT policy; its answers
-depend on the image (far lower IoU when it answers about another image: ``iou_shuffled``;
-none of its own answers, given to every image, comes close: ``iou_best_own_answer``); SFT
-teaches the grammar and GRPO raises the reward.
+Runs the quickstart recipe as it ships (:mod:`seg_r1.quickstart`: spotlit single-object scenes,
+SFT on coarse answers -- boxes on a 56-pixel grid -- then GRPO with the classical segmenter) and
+asserts the learning proof's bars (``seg_r1.learning.LEARNING_BARS``, issue "Learning proof,
+part 2") except the time, which depends on the machine:
+
+* GRPO carries the learning: ``iou_grpo - iou_sft >= 0.15``;
+* it beats the strongest constant answer we know by 0.10 (picked on the held-out split);
+* its answers depend on the image: ``iou_shuffled <= iou_grpo - 0.30`` (the answer about image
+  i + 1 segmented on image i).
 
     .venv/bin/python -m pytest -m slow tests/test_learning_demo.py
+
+Not yet run by ``.ci/run``: on seed 0 the shipped recipe holds the gain bar but misses the other
+two (docs/learning_demo.md), so this test fails today; it joins CI when the bars hold.
 """
 
 from __future__ import annotations
@@ -30,29 +34,35 @@ SUMMARY_KEYS = {
     "reward_last",
     "steps",
     "seconds",
+    "seed",
+    "bars",
 }
 
 
 @pytest.mark.slow
-def test_quickstart_policy_reads_the_image_and_beats_the_best_constant(tmp_path):
+def test_reinforcement_learning_does_the_localising(tmp_path):
     from seg_r1 import quickstart
 
     summary = quickstart.main(["--out", str(tmp_path)])
     assert SUMMARY_KEYS <= set(summary)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert summary["steps"] == 150
+    assert summary["steps"] == quickstart.GRPO_STEPS
+    assert summary["sft_steps"] == quickstart.SFT_STEPS
     assert summary["format_ok_sft"] >= 0.9  # SFT on synthesised traces teaches the grammar
     assert summary["format_ok_grpo"] >= 0.9
     assert summary["reward_last"] > summary["reward_first"]  # GRPO raises the reward
-    assert summary["iou_constant"] >= summary["iou_constant_box"]
-    assert summary["iou_grpo"] > summary["iou_constant"] + 0.10
-    assert summary["iou_grpo"] > summary["iou_constant_known"] + 0.10  # picked on held-out
-    assert summary["iou_grpo"] > summary["iou_sft"]
-    # it reads the image: about another image, or with its own answers as constants, far lower
-    assert summary["iou_shuffled"] < summary["iou_grpo"] - 0.3
-    assert summary["iou_best_own_answer"] < summary["iou_grpo"] - 0.2
+    # the three bars of the learning proof, each with its own message
+    bars = summary["bars"]
+    for name in ("grpo_gain", "above_known_constant", "shuffled_drop"):
+        assert bars[name]["ok"], f"{name}: {bars[name]} ({summary})"
+    assert summary["iou_grpo"] - summary["iou_sft"] >= 0.15
+    assert summary["iou_grpo"] >= summary["iou_constant_known"] + 0.10
+    assert summary["iou_shuffled"] <= summary["iou_grpo"] - 0.30
+    # none of its own frequent answers, given to every image, comes close either
+    assert summary["iou_best_own_answer"] < summary["iou_grpo"] - 0.10
     assert (tmp_path / "curves.png").is_file()
     # the held-out curve: 16 scenes, before GRPO and every 25 steps
-    assert [step for step, _ in summary["curve"]] == list(range(0, 151, 25))
+    steps = quickstart.GRPO_STEPS
+    assert [step for step, _ in summary["curve"]] == list(range(0, steps + 1, 25))
     assert summary["curve_scenes"] == 16
     assert (tmp_path / "grpo" / "visualizations").is_dir()

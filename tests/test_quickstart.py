@@ -3,6 +3,8 @@ stage. The whole chain runs in the slow test tests/test_learning_demo.py."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -100,10 +102,24 @@ def test_stage_extra_arguments_override_the_recipe(tiny_ckpts, scenes, tmp_path,
         "SFT_OVERRIDES",
         [*quickstart.SFT_OVERRIDES, "--per_device_train_batch_size", "2"],
     )
-    trainer = quickstart.run_stage(
-        "sft", tiny_ckpts.policy, scenes, tmp_path / "sft", 1, 0, extra=["--learning_rate", "0.25"]
-    )
-    assert trainer.args.learning_rate == 0.25
+    package = logging.getLogger("seg_r1")
+    level = package.level
+    package.setLevel(logging.INFO)
+    try:
+        trainer = quickstart.run_stage(
+            "sft",
+            tiny_ckpts.policy,
+            scenes,
+            tmp_path / "sft",
+            1,
+            0,
+            extra=["--learning_rate", "0.25"],
+        )
+        assert trainer.args.learning_rate == 0.25
+        # the stage leaves the package's log level as it found it (the summary is INFO)
+        assert package.level == logging.INFO
+    finally:
+        package.setLevel(level)
 
 
 def test_heldout_curve_scores_the_policy(tiny_ckpts, scenes, tmp_path_factory):

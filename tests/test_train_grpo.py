@@ -124,6 +124,8 @@ def test_grpo_smoke_train(tiny_ckpts, synthetic_root, tmp_path, recipe, segmente
         recipe, "rl"
     )
     assert facts["answer_mode"] == ("points" if recipe == "prerl.yaml" else "full")
+    assert facts["segmenter"] == segmenter  # the reward's segmenter (the demo serves it alike)
+    assert facts.get("classical_iterations") == (3 if segmenter == "classical" else None)
 
 
 def _trainer(tiny, data, out, segmenter_name, **config):

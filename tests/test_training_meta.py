@@ -109,12 +109,22 @@ def test_demo_without_model_path_serves_the_quickstart_policy(tiny_ckpts, tmp_pa
 
     quickstart = tmp_path / "quickstart"
     shutil.copytree(tiny_ckpts.policy, quickstart / "grpo")
-    write_training_meta(quickstart / "grpo", stage="rl", frame_size=224, answer_mode="full")
+    write_training_meta(
+        quickstart / "grpo",
+        stage="rl",
+        frame_size=224,
+        answer_mode="full",
+        segmenter="classical",
+        classical_iterations=1,
+    )
     write_foreground_dataset(quickstart / "data", 3, seed=0, size=224, split="test")
     argv = ["--quickstart_dir", str(quickstart), "--tiny_dir", str(tiny_ckpts.root)]
     args = demo_app.build_parser().parse_args(argv)
     app = demo_app.load_demo(args)
     assert not app.tiny and app.default_frame == 224
+    assert app.segmenter.iterations == 1  # GrabCut as the policy was trained with it
+    chosen = demo_app.build_parser().parse_args([*argv, "--classical_iterations", "2"])
+    assert demo_app.load_demo(chosen).segmenter.iterations == 2  # unless one was chosen
     assert "quickstart's trained policy" in app.description
     assert "classical GrabCut" in app.description and str(quickstart / "grpo") in app.description
     examples = demo_app.quickstart_examples(args)

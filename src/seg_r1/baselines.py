@@ -51,9 +51,10 @@ def constant_text_iou(
     gts: Sequence[np.ndarray],
     segmenter: Any,
     frame_size: int,
+    task: str = "rl",
 ) -> float:
     """Mean IoU of the answer ``text`` (``frame_size`` coordinates) given for every image."""
-    return answers_iou([text] * len(images), images, gts, segmenter, frame_size)
+    return answers_iou([text] * len(images), images, gts, segmenter, frame_size, task)
 
 
 def answers_iou(
@@ -62,12 +63,14 @@ def answers_iou(
     gts: Sequence[np.ndarray],
     segmenter: Any,
     frame_size: int,
+    task: str = "rl",
 ) -> float:
     """Mean IoU of answer ``texts[i]`` segmented on ``images[i]``, through the evaluation path
-    (:meth:`seg_r1.inference.SegR1Pipeline.predict_from_completions`: the frame, the parser,
-    the evaluation's answer rule, the mask back to the image), so every held-out IoU of the
-    quickstart is scored alike."""
-    scorer = SegR1Pipeline(None, None, segmenter, frame_size=frame_size, task="rl")
+    (:meth:`seg_r1.inference.SegR1Pipeline.predict_from_completions`: the frame, the parser
+    of ``task``'s grammar -- ``"rl"`` full answers, ``"prerl"`` points only -- the evaluation's
+    answer rule, the mask back to the image), so every held-out IoU of the quickstart is
+    scored alike."""
+    scorer = SegR1Pipeline(None, None, segmenter, frame_size=frame_size, task=task)
     predictions = scorer.predict_from_completions(list(images), list(texts))
     return mean_iou([p.mask for p in predictions], gts)
 

@@ -171,6 +171,11 @@ def load_demo(args: argparse.Namespace) -> SegR1Demo:
             "classical" if config.segmenter == "sam2" and sam2_defaults else config.segmenter
         )
         config = replace(config, model_path=str(quickstart), segmenter=segmenter)
+        trained = read_training_meta(quickstart)
+        default_iterations = PipelineConfig.__dataclass_fields__["classical_iterations"].default
+        if config.classical_iterations == default_iterations and "classical_iterations" in trained:
+            # GrabCut as the policy was trained with it (seg_r1.json), unless one was chosen
+            config = replace(config, classical_iterations=int(trained["classical_iterations"]))
         logger.info("no --model_path: serving the quickstart's trained policy %s", quickstart)
         note = (
             "> Serving **the quickstart's trained policy** (`bash scripts/quickstart.sh`): a "

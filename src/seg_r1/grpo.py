@@ -101,7 +101,10 @@ def main(
         "frame_size": script_args.frame_size,
         "answer_mode": script_args.answer_mode,
         "coordinates": coordinates,
+        "segmenter": script_args.segmenter if segmenter is not None else None,
     }
+    if script_args.segmenter == "classical" and segmenter is not None:
+        facts["classical_iterations"] = script_args.classical_iterations
     return train_and_save(
         trainer,
         checkpoint,

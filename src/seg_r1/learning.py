@@ -1,12 +1,19 @@
 """The learning-proof measures of a trained policy (used by :mod:`seg_r1.quickstart`): its greedy
 held-out IoU, the same with shuffled images and with its own frequent answers as constants
-(:func:`evaluate_policy`), the GRPO reward at the start and end of a run (:func:`reward_window`)
-and ``curves.png`` (:func:`write_curves`). The constant baselines are in :mod:`seg_r1.baselines`;
+(:func:`evaluate_policy`), the GRPO reward at the start and end of a run (:func:`reward_window`),
+``curves.png`` (:func:`write_curves`), the bars a run must clear (:func:`learning_bars`) and a
+table of runs (:func:`seeds_table`). The constant baselines are in :mod:`seg_r1.baselines`;
 the held-out curve during training is :class:`seg_r1.callbacks.HeldOutIoU`.
+
+    python -m seg_r1.learning runs/learning_seeds/seed*/summary.json --out table.md
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +27,8 @@ from seg_r1.callbacks import HELDOUT_IOU_KEY
 from seg_r1.inference import SegR1Pipeline
 from seg_r1.policy import load_policy
 
+logger = logging.getLogger(__name__)
+
 
 def evaluate_policy(
     model_dir: Path,
@@ -31,9 +40,11 @@ def evaluate_policy(
     frame_size: int = 224,
     max_new_tokens: int = 96,
     own_answers: int = 8,
+    task: str = "rl",
 ) -> dict[str, Any]:
     """Greedy answers of a trained policy on the held-out images through
-    :class:`seg_r1.inference.SegR1Pipeline` (RL prompt, the frame of training).
+    :class:`seg_r1.inference.SegR1Pipeline` (the prompt and grammar of ``task``: ``"rl"`` or
+    ``"prerl"``; the frame of training).
 
     With ``shuffled``, also the IoU when the policy is shown image ``i + 1`` (rolled by one)
     and its answer is segmented on image ``i`` against ground truth ``i`` (``iou_shuffled``):
@@ -47,7 +58,7 @@ def evaluate_policy(
         processor,
         segmenter,
         frame_size=frame_size,
-        task="rl",
+        task=task,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     )
@@ -72,14 +83,14 @@ def evaluate_policy(
         rolled = list(images[1:]) + list(images[:1])
         others = predict(rolled, f"eval {model_dir.name} (shuffled images)")
         result["iou_shuffled"] = answers_iou(
-            [p.completion for p in others], images, gts, segmenter, frame_size
+            [p.completion for p in others], images, gts, segmenter, frame_size, task
         )
         # The policy's own answers as constants, scored on the same held-out images (the
         # best one is picked ON them: a strict bar). Beating it means the policy chooses the
         # answer per image, not only a better answer *shape* than the box-only constant.
         common = [text for text, _ in counts.most_common(own_answers)]
         result["iou_best_own_answer"] = max(
-            constant_text_iou(text, images, gts, segmenter, frame_size) for text in common
+            constant_text_iou(text, images, gts, segmenter, frame_size, task) for text in common
         )
     return result
 
@@ -143,3 +154,115 @@ def write_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+#: The learning-proof bars on the held-out split (issue "Learning proof, part 2"): name ->
+#: (the two summary keys subtracted, the least difference). GRPO must carry the learning
+#: (``iou_grpo - iou_sft``), beat the strongest constant answer we know, and depend on the
+#: image (its IoU falls when it answers about another image). Time is reported, not a bar here.
+LEARNING_BARS: dict[str, tuple[str, str, float]] = {
+    "grpo_gain": ("iou_grpo", "iou_sft", 0.15),
+    "above_known_constant": ("iou_grpo", "iou_constant_known", 0.10),
+    "shuffled_drop": ("iou_grpo", "iou_shuffled", 0.30),
+}
+#: The wall-clock bar of the quickstart on an idle 2-core machine (seconds; reported).
+SECONDS_BAR = 900.0
+
+
+def learning_bars(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each of :data:`LEARNING_BARS` on a quickstart ``summary``: ``{"value": difference,
+    "bar": least difference, "ok": bool}``, plus ``seconds`` against :data:`SECONDS_BAR`."""
+    out = {}
+    for name, (minuend, subtrahend, bar) in LEARNING_BARS.items():
+        value = float(summary[minuend]) - float(summary[subtrahend])
+        out[name] = {"value": round(value, 4), "bar": bar, "ok": value >= bar}
+    seconds = float(summary["seconds"])
+    out["seconds"] = {"value": seconds, "bar": SECONDS_BAR, "ok": seconds <= SECONDS_BAR}
+    return out
+
+
+#: What the figures of a quickstart ``summary.json`` mean (its ``notes``).
+SUMMARY_NOTES = (
+    "IoU = mean per-image IoU on the held-out split (classical GrabCut segmenter, greedy "
+    "decoding). reward_first/last = mean GRPO reward (format + segmentation, max 2) over "
+    "the first/last 10% of logged steps. iou_constant = the best single constant answer "
+    "(box + points) fitted on the training split; iou_constant_box = the best box alone; "
+    "iou_constant_known = the best of every constant answer we know (the fitted ones and "
+    "KNOWN_CONSTANT_ANSWERS), picked on the held-out split. "
+    "iou_shuffled = the GRPO policy's IoU when it answers about the next held-out image "
+    "and its answer is segmented on this one. "
+    "iou_best_own_answer = the best of the GRPO policy's 8 most frequent held-out "
+    "answers given as a constant answer to every held-out image."
+)
+
+
+def log_summary(summary: dict[str, Any]) -> None:
+    """Log a quickstart ``summary`` as a table: the held-out IoUs, the reward, the bars."""
+    rows = [
+        ("constant answer (train fit)", summary["iou_constant"], "-"),
+        ("constant box (train fit)", summary["iou_constant_box"], "-"),
+        ("known constant (held-out)", summary["iou_constant_known"], "-"),
+        ("SFT policy", summary["iou_sft"], summary["format_ok_sft"]),
+        ("GRPO policy", summary["iou_grpo"], summary["format_ok_grpo"]),
+        ("GRPO policy, shuffled images", summary["iou_shuffled"], "-"),
+        ("best own answer as constant", summary["iou_best_own_answer"], "-"),
+    ]
+    logger.info("%-28s %10s %10s", f"held-out (n={summary['n_test']})", "IoU", "format ok")
+    for name, iou, fmt in rows:
+        logger.info("%-28s %10s %10s", name, f"{iou:.4f}", fmt if fmt == "-" else f"{fmt:.2f}")
+    logger.info(
+        "GRPO reward %.3f -> %.3f over %d steps; %.0f s in all",
+        summary["reward_first"],
+        summary["reward_last"],
+        summary["steps"],
+        summary["seconds"],
+    )
+    for name, bar in summary["bars"].items():
+        mark = "ok" if bar["ok"] else "MISSED"
+        logger.info("bar %-22s %9.3f (bar %g): %s", name, bar["value"], bar["bar"], mark)
+
+
+#: Columns of :func:`seeds_table`: summary keys, then the bars' differences.
+SEED_COLUMNS = ("seed", "iou_sft", "iou_grpo", "iou_constant_known", "iou_shuffled", "seconds")
+
+
+def seeds_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of quickstart summaries (one row each, e.g. seeds 0-2): the IoUs, the
+    seconds, each bar's difference with a check mark or a cross, and the steps/s of both
+    stages."""
+    names = list(LEARNING_BARS) + ["seconds"]
+    head = [*SEED_COLUMNS[:-1], *(f"{n} (bar)" for n in names), "SFT steps/s", "GRPO steps/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for summary in summaries:
+        bars = learning_bars(summary)
+        cells = [str(summary["seed"])]
+        cells += [f"{float(summary[key]):.3f}" for key in SEED_COLUMNS[1:-1]]
+        for name in names:
+            entry = bars[name]
+            value = f"{entry['value']:.0f}" if name == "seconds" else f"{entry['value']:+.3f}"
+            mark = "ok" if entry["ok"] else "MISSED"
+            cells.append(
+                f"{value} ({'<=' if name == 'seconds' else '>='} {entry['bar']:g}, {mark})"
+            )
+        for key in ("sft_steps_per_second", "grpo_steps_per_second"):
+            rate = summary.get(key)
+            cells.append("-" if rate is None else f"{float(rate):.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Print (and with ``--out`` write) :func:`seeds_table` of quickstart summaries."""
+    parser = argparse.ArgumentParser(description="A table of quickstart summary.json files.")
+    parser.add_argument("summaries", nargs="+", help="summary.json files, one row each")
+    parser.add_argument("--out", default=None, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    table = seeds_table([json.loads(Path(path).read_text()) for path in args.summaries])
+    if args.out:
+        Path(args.out).write_text(table)
+    sys.stdout.write(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()

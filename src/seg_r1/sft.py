@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from seg_r1.configs import SegR1ModelConfig, SFTScriptArguments
+from seg_r1.configs import SegR1ModelConfig, SegR1SFTConfig, SFTScriptArguments
 from seg_r1.data import load_sft_dataset
 from seg_r1.families import resolve_coordinates
 from seg_r1.launch import (
@@ -38,6 +38,7 @@ from seg_r1.launch import (
     setup_logging,
     train_and_save,
 )
+from seg_r1.tasks import get_task
 from seg_r1.trainer import SegR1SFTTrainer
 from seg_r1.training_data import (
     load_segmentation_data,
@@ -66,6 +67,9 @@ def build_sft_dataset(
         script_args.trace_fg_points,
         script_args.trace_bg_points,
         coordinates,
+        script_args.trace_from,
+        script_args.trace_stage,
+        script_args.trace_grid,
     )
     return view, len(source)
 
@@ -101,6 +105,8 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     source = script_args.sft_data or ",".join(script_args.datasets)
     # frame_size None (FCoT images as stored) records no frame: the SPEC's frames then apply
     facts = {"stage": "sft", "frame_size": script_args.frame_size, "coordinates": coordinates}
+    if script_args.sft_data is None:  # synthesised traces: the grammar they taught
+        facts["answer_mode"] = get_task(script_args.trace_stage).answer_mode
     return train_and_save(
         trainer, checkpoint, processor, num_rows, source, ["seg-r1", "sft"], training_facts=facts
     )
@@ -108,9 +114,9 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
 
 def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
     """``(script_args, training_args, model_args)`` from ``--config RECIPE`` + overrides."""
-    from trl import SFTConfig, TrlParser
+    from trl import TrlParser
 
-    parser = TrlParser((SFTScriptArguments, SFTConfig, SegR1ModelConfig))
+    parser = TrlParser((SFTScriptArguments, SegR1SFTConfig, SegR1ModelConfig))
     return parser.parse_args_and_config(argv)
 
 

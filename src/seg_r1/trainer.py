@@ -15,6 +15,9 @@ the KL to the reference model and the loss. This subclass adds:
   parse-failure rate, predicted mask area) and the segmenter's cost (seconds, encoder passes)
   through TRL's metric pipeline (averaged over processes like TRL's own metrics). The reward
   components (IoU, S-measure, ...) are logged by the reward functions themselves;
+* with ``share_prompt_prefix`` it scores each distinct prompt once per batch, the
+  completions on top of its KV cache (:mod:`seg_r1.prefix_sharing`: the same log-probs and
+  gradients, a fraction of the compute when G completions share a long image prompt);
 * it leaves each rollout batch in :attr:`SegR1GRPOTrainer.rollouts`, from which
   :class:`seg_r1.callbacks.SampleVisualizer` saves sample visualisations (one group: image,
   ground truth, each completion's mask with its boxes and points) every
@@ -39,6 +42,11 @@ from trl import GRPOTrainer, SFTTrainer
 
 from seg_r1.callbacks import Rollout, RolloutLog, SampleVisualizer
 from seg_r1.mask_computer import DEFAULT_FRAME_SIZE, MaskComputer
+from seg_r1.prefix_sharing import (
+    common_prefix_forward,
+    prefix_sharing_unsupported,
+    shared_prefix_logps,
+)
 from seg_r1.resume import ResumeKeyFix
 from seg_r1.rewards import (
     MASK_REWARDS,
@@ -53,11 +61,101 @@ from seg_r1.segmenters import DEFAULT_TRAIN_ANSWER_RULE, Segmenter
 logger = logging.getLogger(__name__)
 
 
-class SegR1SFTTrainer(ResumeKeyFix, SFTTrainer):
-    """TRL 1.16's ``SFTTrainer`` with :class:`ResumeKeyFix` (nothing else changes)."""
+#: Forward inputs the shared-prompt paths read (the others must be absent).
+_IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "mm_token_type_ids", "num_images")
 
 
-class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
+class PrefixSharing:
+    """``share_prompt_prefix`` for both trainers: :meth:`_sharing_backbone` says whether the
+    shared-prompt path (:mod:`seg_r1.prefix_sharing`) may score a batch."""
+
+    def _sharing_backbone(
+        self, model: Any, rows: int, batch_size: int | None, inputs: dict[str, Any]
+    ) -> Any | None:
+        """The unwrapped policy when ``share_prompt_prefix`` is on and nothing is against it
+        (:func:`~seg_r1.prefix_sharing.prefix_sharing_unsupported`), else ``None`` (each reason
+        logged once)."""
+        if not getattr(self.args, "share_prompt_prefix", False):
+            return None
+        backbone = self.accelerator.unwrap_model(model)
+        if hasattr(backbone, "get_base_model"):  # PEFT
+            backbone = backbone.get_base_model()
+        why = prefix_sharing_unsupported(
+            backbone,
+            processes=self.accelerator.num_processes,
+            gradient_checkpointing=bool(self.args.gradient_checkpointing),
+            batch_size=batch_size,
+            rows=rows,
+            pixel_values=inputs.get("pixel_values"),
+            image_grid_thw=inputs.get("image_grid_thw"),
+            mm_token_type_ids=inputs.get("mm_token_type_ids"),
+            other_inputs=[v for k, v in inputs.items() if k not in _IMAGE_INPUTS],
+        )
+        if why is None:
+            return backbone
+        refused = self.__dict__.setdefault("_prefix_sharing_refused", set())
+        if why not in refused:
+            refused.add(why)
+            logger.warning("share_prompt_prefix: TRL's full scoring used, because of %s", why)
+        return None
+
+
+class _SharedPrefixCall:
+    """The policy as :meth:`SegR1SFTTrainer.compute_loss` hands it to TRL: a fused forward
+    (``fused_lm_head=True``) runs the rows' common leading tokens once
+    (:func:`~seg_r1.prefix_sharing.common_prefix_forward`); anything else goes to the model."""
+
+    def __init__(self, model: Any, backbone: Any) -> None:
+        self.model, self.backbone = model, backbone
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def __call__(self, *args: Any, fused_lm_head: bool = False, **inputs: Any) -> Any:
+        if fused_lm_head and not args and "labels" in inputs:
+            shared = common_prefix_forward(
+                self.model,
+                self.backbone,
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                inputs["labels"],
+                inputs["pixel_values"],
+                inputs["image_grid_thw"],
+                inputs["mm_token_type_ids"],
+            )
+            if shared is not None:
+                return shared
+        return self.model(*args, fused_lm_head=fused_lm_head, **inputs)
+
+
+class SegR1SFTTrainer(PrefixSharing, ResumeKeyFix, SFTTrainer):
+    """TRL 1.16's ``SFTTrainer`` with :class:`ResumeKeyFix` and, with ``share_prompt_prefix``,
+    the rows' common leading tokens run once (:func:`~seg_r1.prefix_sharing.common_prefix_forward`:
+    the same loss and gradients)."""
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        """Follows ``trl==1.16`` ``SFTTrainer.compute_loss``, unchanged, with the model wrapped
+        in :class:`_SharedPrefixCall` when the batch qualifies (the shared path is taken only
+        for the fused training forward; metrics and the loss are TRL's)."""
+        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "attention_mask")}
+        model_inputs.pop("input_ids", None)
+        model_inputs.pop("use_cache", None)
+        if self.model.training and not return_outputs:
+            backbone = self._sharing_backbone(
+                model, int(inputs["input_ids"].size(0)), None, model_inputs
+            )
+            if backbone is not None:
+                model = _SharedPrefixCall(model, backbone)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+class SegR1GRPOTrainer(PrefixSharing, ResumeKeyFix, GRPOTrainer):
     """GRPO for Seg-R1 on TRL 1.16 (see the module doc for what it adds).
 
     Args:
@@ -166,3 +264,43 @@ class SegR1GRPOTrainer(ResumeKeyFix, GRPOTrainer):
                 self._log_metric(name, value)
             self.rollouts.latest = Rollout(inputs, images, batch, self.mask_computer.frame_size)
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: Any,
+        attention_mask: Any,
+        logits_to_keep: int,
+        batch_size: int | None = None,
+        compute_entropy: bool = False,
+        compute_aux_loss: bool = False,
+        **inputs: Any,
+    ) -> Any:
+        """Follows ``trl==1.16`` ``GRPOTrainer._get_per_token_logps_and_entropies``; with
+        ``share_prompt_prefix`` (and :func:`~seg_r1.prefix_sharing.prefix_sharing_unsupported`
+        finding nothing against it) each distinct prompt is scored once
+        (:func:`~seg_r1.prefix_sharing.shared_prefix_logps`); otherwise TRL's own path."""
+        if not compute_aux_loss:
+            backbone = self._sharing_backbone(model, int(input_ids.size(0)), batch_size, inputs)
+            if backbone is not None:
+                logps, entropies = shared_prefix_logps(
+                    model,
+                    backbone,
+                    input_ids,
+                    attention_mask,
+                    logits_to_keep,
+                    inputs["pixel_values"],
+                    inputs["image_grid_thw"],
+                    inputs["mm_token_type_ids"],
+                )
+                return logps, (entropies if compute_entropy else None), None
+        return super()._get_per_token_logps_and_entropies(
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            batch_size=batch_size,
+            compute_entropy=compute_entropy,
+            compute_aux_loss=compute_aux_loss,
+            **inputs,
+        )

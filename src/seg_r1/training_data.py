@@ -43,6 +43,7 @@ from seg_r1.configs import DatasetSpec, SegR1DataArguments
 from seg_r1.data import load_image, load_mask
 from seg_r1.frame import resize_mask, resize_to_frame
 from seg_r1.prompts import build_chat, build_sft_chat
+from seg_r1.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,15 @@ def prompt_task(row: Mapping[str, Any], stage: str) -> str:
     return task
 
 
+def check_stage_tasks(dataset: Any, stage: str) -> None:
+    """Raise :func:`prompt_task`'s error for the first row ``stage`` cannot prompt (pre-RL
+    trains on foreground rows only): at the edge, not at the first batch."""
+    if stage == "prerl":
+        others = set(dataset["task"]) - {"foreground"}
+        if others:
+            prompt_task({"task": sorted(others)[0]}, stage)
+
+
 @dataclass(frozen=True)
 class GRPOTransform:
     """``with_transform`` function adding ``prompt`` and the frame-sized ``image``."""
@@ -157,10 +167,7 @@ class GRPOTransform:
 def grpo_dataset(dataset: Any, stage: str, frame_size: int, coordinates: str = "frame") -> Any:
     """A lazy GRPO view of a :mod:`seg_r1.data` dataset (columns: module doc); ``coordinates``
     is the answers' convention (the prompts tell a ``relative_1000`` policy so)."""
-    if stage == "prerl":  # fail at the edge, not at the first batch
-        tasks = set(dataset["task"])
-        if tasks - {"foreground"}:
-            prompt_task({"task": sorted(tasks - {"foreground"})[0]}, stage)
+    check_stage_tasks(dataset, stage)
     return dataset.with_transform(GRPOTransform(stage, frame_size, coordinates))
 
 
@@ -182,13 +189,16 @@ class Trace:
         pixels."""
         return format_answer(self.boxes, self.points, self.labels, think=self.think)
 
-    def answer_in(self, frame_size: int, coordinates: str) -> str:
-        """The answer written in the ``coordinates`` convention of a ``frame_size`` frame."""
+    def answer_in(self, frame_size: int, coordinates: str, mode: str = "full") -> str:
+        """The answer written in the ``coordinates`` convention of a ``frame_size`` frame, in
+        the ``mode`` grammar: ``"full"`` (think + boxes + points + labels) or ``"points"``
+        (pre-RL: points and labels only)."""
+        full = mode == "full"
         return format_answer(
-            self.boxes,
+            self.boxes if full else (),
             self.points,
             self.labels,
-            think=self.think,
+            think=self.think if full else None,
             frame_size=frame_size,
             coordinates=coordinates,
         )
@@ -296,26 +306,56 @@ def synthesize_trace(mask: np.ndarray, fg_points: int = 2, bg_points: int = 1) -
 # --------------------------------------------------------------------------- SFT
 
 
+def coarse_trace(trace: Trace, grid: int, frame_size: int) -> Trace:
+    """``trace`` with its boxes snapped to multiples of ``grid`` frame pixels (each side to the
+    nearest; a collapsed side grows to one cell, inside the frame) and its points moved to the
+    centres of their ``grid`` cells: an answer that says roughly where the object is, not
+    exactly. The think text is kept."""
+    if grid <= 0:
+        return trace
+    boxes = np.clip(np.round(trace.boxes / grid) * grid, 0, frame_size)
+    for lo, hi in ((0, 2), (1, 3)):
+        flat = boxes[:, hi] <= boxes[:, lo]
+        boxes[flat, hi] = np.minimum(boxes[flat, lo] + grid, frame_size)
+        boxes[flat, lo] = boxes[flat, hi] - grid
+    centres = np.floor(trace.points / grid) * grid + grid // 2
+    points = np.clip(centres, 0, frame_size - 1)
+    return Trace(trace.think, boxes, points, trace.labels)
+
+
 def _assistant(text: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
 
 
+#: Column of a ``trace_from="next"`` SFT view: the row whose mask the trace is synthesised from.
+TRACE_ROW = "trace_row"
+#: Where a synthesised trace's mask comes from: the row's own, or the next row's (a control).
+TRACE_FROM = ("own", "next")
+
+
 @dataclass(frozen=True)
 class TraceSFTTransform:
-    """``with_transform`` function: frame image, RL prompt, synthesised answer."""
+    """``with_transform`` function: frame image, the ``stage``'s prompt (foreground rows; the
+    others their task's), synthesised answer in that task's grammar (from the row's mask, or
+    from the mask of row ``row[TRACE_ROW]`` of ``trace_rows`` when that is given)."""
 
     frame_size: int
     fg_points: int
     bg_points: int
     coordinates: str = "frame"
+    trace_rows: Any = None
+    stage: str = "rl"
+    grid: int = 0
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):
-            gt = resize_mask(load_mask(row), self.frame_size)
+            source = row if self.trace_rows is None else self.trace_rows[int(row[TRACE_ROW])]
+            gt = resize_mask(load_mask(source), self.frame_size)
             trace = synthesize_trace(gt, self.fg_points, self.bg_points)
-            task = "rl" if row.get("task", "foreground") == "foreground" else row["task"]
+            trace = coarse_trace(trace, self.grid, self.frame_size)
+            task = prompt_task(row, self.stage)
             out["prompt"].append(
                 build_chat(
                     task,
@@ -324,7 +364,9 @@ class TraceSFTTransform:
                     coordinates=self.coordinates,
                 )
             )
-            out["completion"].append(_assistant(trace.answer_in(self.frame_size, self.coordinates)))
+            mode = get_task(task).answer_mode
+            answer = trace.answer_in(self.frame_size, self.coordinates, mode)
+            out["completion"].append(_assistant(answer))
             out["image"].append(frame_image(row["image"], self.frame_size))
         return out
 
@@ -335,11 +377,31 @@ def sft_dataset_from_masks(
     fg_points: int = 2,
     bg_points: int = 1,
     coordinates: str = "frame",
+    trace_from: str = "own",
+    stage: str = "rl",
+    grid: int = 0,
 ) -> Any:
-    """A lazy SFT view of a segmentation dataset: the RL prompt (or the row's task prompt)
-    and a trace synthesised from its mask (:func:`synthesize_trace`), in the frame, written in
-    the ``coordinates`` convention."""
-    return dataset.with_transform(TraceSFTTransform(frame_size, fg_points, bg_points, coordinates))
+    """A lazy SFT view of a segmentation dataset: the prompt of GRPO stage ``stage`` (or the
+    row's task prompt) and a trace synthesised from its mask (:func:`synthesize_trace`) in
+    that task's grammar (``prerl``: points and labels only), in the frame, written in the
+    ``coordinates`` convention; ``grid`` > 0 makes the answers coarse (:func:`coarse_trace`).
+
+    ``trace_from="next"`` synthesises row ``i``'s trace from the mask of row ``i + 1`` (the
+    last row's from the first): a control whose answers teach the grammar and the marginal
+    box distribution but not where the object of THIS image is (for foreground sets, one
+    object per image; the learning demo's RL-only run)."""
+    if trace_from not in TRACE_FROM:
+        raise ValueError(f"trace_from must be one of {TRACE_FROM}, got {trace_from!r}")
+    check_stage_tasks(dataset, stage)
+    trace_rows = None
+    if trace_from == "next":
+        n = len(dataset)
+        trace_rows = dataset.remove_columns(["image"])  # only the mask is read from it
+        dataset = dataset.add_column(TRACE_ROW, [(i + 1) % n for i in range(n)])
+    transform = TraceSFTTransform(
+        frame_size, fg_points, bg_points, coordinates, trace_rows, stage, grid
+    )
+    return dataset.with_transform(transform)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,16 @@ SMALL_RADIUS = (0.07, 0.10)
 LARGE_RADIUS = (0.14, 0.19)
 #: Single-object foreground scenes: radius range (fraction of the side).
 FOREGROUND_RADIUS = (0.12, 0.30)
+#: Distractors (``distractors=N``): radius range (fraction of the side), colour shift from the
+#: background (grey levels; camouflage uses 14-30), gap to objects and other distractors (px).
+DISTRACTOR_RADIUS = (0.05, 0.12)
+DISTRACTOR_SHIFT = (30.0, 60.0)
+DISTRACTOR_GAP = 3
+#: The light spot (``spotlight=True``): centre and Gaussian radius ranges (fractions of the
+#: side) and colour shift at its centre (grey levels).
+SPOT_CENTRE = (0.3, 0.7)
+SPOT_RADIUS = (0.25, 0.40)
+SPOT_SHIFT = (50.0, 80.0)
 _CIRCLE_VERTICES = 48
 
 
@@ -280,6 +290,9 @@ def make_scene(
     n_objects: int = 1,
     camouflaged: bool = False,
     referring: bool = False,
+    object_radius: tuple[float, float] = FOREGROUND_RADIUS,
+    distractors: int = 0,
+    spotlight: bool = False,
 ) -> Scene:
     """Draw one scene.
 
@@ -292,6 +305,17 @@ def make_scene(
             ``referring``: referring objects have nameable colours).
         referring: distinct (colour, shape) per object, small/large radius classes, and
             referring expressions in ``Scene.expressions``.
+        object_radius: radius range of non-referring objects, fractions of the side (with
+            ``n`` objects the upper bound is divided by sqrt(n)).
+        distractors: muted shapes painted around the objects (not referring scenes): the
+            background's texture family, colour :data:`DISTRACTOR_SHIFT` grey levels off --
+            clutter that is part of the background and of no mask, so a large box around
+            the middle no longer holds the object alone (fewer when they do not fit).
+        spotlight: a soft coloured light on the background (not referring scenes), a Gaussian
+            spot off-centre (:data:`SPOT_CENTRE`, :data:`SPOT_RADIUS`, :data:`SPOT_SHIFT`): the
+            image border no longer shows every background colour, so a box around the middle
+            is no longer turned into the object alone by a segmenter that models the
+            background from outside the box. Objects are not lit.
 
     Returns:
         a :class:`Scene`; ``image`` uint8 (size, size, 3) RGB, masks bool (size, size).
@@ -309,7 +333,7 @@ def make_scene(
         ]
     else:
         sizes = [""] * n
-        low, high = FOREGROUND_RADIUS
+        low, high = object_radius
         radii = [rng.uniform(low, high / np.sqrt(n)) * size for _ in range(n)]
     centres = None
     while centres is None:
@@ -354,6 +378,11 @@ def make_scene(
             )
         )
 
+    taken = np.logical_or.reduce([o.mask for o in objects])
+    if distractors > 0 and not referring:
+        _paint_distractors(rng, image, taken.copy(), bg_colour, distractors)
+    if spotlight and not referring:
+        _light_background(rng, image, ~taken)
     if referring:
         expressions = [_expressions(i, objects, size, rng) for i in range(len(objects))]
         descriptions = [e[0] for e in expressions]
@@ -374,17 +403,66 @@ def make_scene(
     )
 
 
+def _paint_distractors(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    taken: np.ndarray,
+    bg_colour: np.ndarray,
+    count: int,
+) -> None:
+    """Paint up to ``count`` distractor shapes into ``image`` (float (H, W, 3), in place), each
+    :data:`DISTRACTOR_GAP` pixels clear of ``taken`` (bool (H, W): the objects; updated) -- 30
+    placement tries each, a distractor that does not fit is skipped."""
+    size = image.shape[0]
+    gap = np.ones((2 * DISTRACTOR_GAP + 1,) * 2, np.uint8)
+    for _ in range(count):
+        for _try in range(30):
+            radius = rng.uniform(*DISTRACTOR_RADIUS) * size
+            cx, cy = rng.uniform(radius + 1, size - radius - 1, size=2)
+            shape = SHAPES[int(rng.integers(len(SHAPES)))]
+            polygon = shape_polygon(
+                shape, cx, cy, radius, angle=rng.uniform(0, np.pi), aspect=rng.uniform(0.45, 0.75)
+            )
+            mask = rasterize_polygon(polygon, size, size)
+            if not (cv2.dilate(mask.astype(np.uint8), gap).astype(bool) & taken).any():
+                break
+        else:
+            continue
+        direction = rng.standard_normal(3)
+        shift = direction / np.linalg.norm(direction) * rng.uniform(*DISTRACTOR_SHIFT)
+        fill = _texture(rng, size, bg_colour + shift, contrast=rng.uniform(20, 60))
+        image[mask] = fill[mask]
+        taken |= mask
+
+
+def _light_background(rng: np.random.Generator, image: np.ndarray, background: np.ndarray) -> None:
+    """Add a soft coloured light spot (a Gaussian of random centre, radius and colour) to the
+    ``background`` pixels (bool (H, W)) of ``image`` (float (H, W, 3), in place)."""
+    size = image.shape[0]
+    cx, cy = rng.uniform(*SPOT_CENTRE, size=2) * size
+    radius = rng.uniform(*SPOT_RADIUS) * size
+    direction = rng.standard_normal(3)
+    shift = direction / np.linalg.norm(direction) * rng.uniform(*SPOT_SHIFT)
+    yy, xx = np.mgrid[:size, :size]
+    weight = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
+    image[background] += (weight[..., None] * shift)[background].astype(image.dtype)
+
+
 def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """The generator of scene ``index`` of ``split`` (independent of every other scene)."""
     return np.random.default_rng([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
 
 
 def _foreground_scene(
-    rng: np.random.Generator, size: int, camouflage_ratio: float, multi_object_ratio: float
+    rng: np.random.Generator,
+    size: int,
+    camouflage_ratio: float,
+    multi_object_ratio: float,
+    **looks: Any,
 ) -> Scene:
     camouflaged = bool(rng.random() < camouflage_ratio)
     n = 2 if rng.random() < multi_object_ratio else 1
-    return make_scene(rng, size, n_objects=n, camouflaged=camouflaged)
+    return make_scene(rng, size, n, camouflaged, **looks)
 
 
 def _referring_scene(rng: np.random.Generator, size: int) -> Scene:
@@ -399,17 +477,23 @@ def synthetic_scenes(
     split: str = "train",
     camouflage_ratio: float = 0.5,
     multi_object_ratio: float = 0.15,
+    *,
+    object_radius: tuple[float, float] = FOREGROUND_RADIUS,
+    distractors: int = 0,
+    spotlight: bool = False,
 ) -> Iterator[Scene]:
     """Yield ``n`` scenes in memory (no files); the same scenes the writers write.
 
-    ``task``: ``"foreground"`` (1-2 objects, a ``camouflage_ratio`` share camouflaged) or
-    ``"referring"`` (2-4 nameable objects with expressions).
+    ``task``: ``"foreground"`` (1-2 objects, a ``camouflage_ratio`` share camouflaged; object
+    radii in ``object_radius``; ``distractors`` muted background shapes and ``spotlight``, see
+    :func:`make_scene`) or ``"referring"`` (2-4 nameable objects with expressions).
     """
     if task not in ("foreground", "referring"):
         raise ValueError(f"task must be 'foreground' or 'referring', got {task!r}")
+    looks = {"object_radius": object_radius, "distractors": distractors, "spotlight": spotlight}
     for index in range(n):
         rng = scene_rng(seed, split, index)
         if task == "foreground":
-            yield _foreground_scene(rng, size, camouflage_ratio, multi_object_ratio)
+            yield _foreground_scene(rng, size, camouflage_ratio, multi_object_ratio, **looks)
         else:
             yield _referring_scene(rng, size)

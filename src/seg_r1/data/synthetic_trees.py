@@ -19,7 +19,7 @@ from PIL import Image
 
 from seg_r1.data.refer import DEFAULT_SPLIT_BY, load_refs
 from seg_r1.data.schema import DatasetError
-from seg_r1.data.synthetic import SHAPES, scene_rng, synthetic_scenes
+from seg_r1.data.synthetic import FOREGROUND_RADIUS, SHAPES, scene_rng, synthetic_scenes
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,16 @@ def write_foreground_dataset(
     split: str = "train",
     camouflage_ratio: float = 0.5,
     multi_object_ratio: float = 0.15,
+    *,
+    object_radius: tuple[float, float] = FOREGROUND_RADIUS,
+    distractors: int = 0,
+    spotlight: bool = False,
 ) -> list[str]:
     """Write ``n`` foreground scenes COD10K-style; return the image stems written.
 
     Files: ``<out>/<Train|Test>/Image/SYN-<CAM|SAL>-<index>.jpg`` and
     ``GT_Object/<same>.png`` (mask 0/255). ``split``: ``"train"`` | ``"test"``.
+    ``object_radius``, ``distractors`` and ``spotlight``: see :func:`seg_r1.data.synthetic.make_scene`.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -77,8 +82,9 @@ def write_foreground_dataset(
     _prepare_folder(gt_dir, "SYN-", keep=set())
     stems: list[str] = []
     scenes = synthetic_scenes(
-        n, seed, size, "foreground", split, camouflage_ratio, multi_object_ratio
-    )
+        n, seed, size, "foreground", split, camouflage_ratio, multi_object_ratio,
+        object_radius=object_radius, distractors=distractors, spotlight=spotlight,
+    )  # fmt: skip
     for index, scene in enumerate(scenes):
         stem = f"SYN-{'CAM' if scene.camouflaged else 'SAL'}-{index + 1:06d}"
         _save_jpeg(scene.image, image_dir / f"{stem}.jpg")

@@ -141,6 +141,21 @@ class BaseSegmenter:
         self.stats.prompt_sets += len(prompts)
         return masks
 
+    def predict_many(
+        self, jobs: Sequence[tuple[np.ndarray, Sequence[PromptSet]]]
+    ) -> list[list[np.ndarray]]:
+        """Masks for several images at once: ``jobs`` = ``(image, prompt sets)`` pairs, each
+        image set (encoded) once; returns one list of masks per job, in order.
+
+        This default runs :meth:`set_image` + :meth:`predict_batch` per job. Backends whose
+        masks can be computed independently override it to run the jobs in parallel
+        (:class:`~seg_r1.segmenters.classical.ClassicalSegmenter`)."""
+        out = []
+        for image, prompts in jobs:
+            self.set_image(image)
+            out.append(self.predict_batch(prompts))
+        return out
+
     # Backends implement these two.
     def _encode(self, image: np.ndarray) -> None:
         raise NotImplementedError

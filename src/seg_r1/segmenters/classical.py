@@ -4,10 +4,14 @@ SAM2's do not). It is NOT SAM2 and its numbers are not the paper's."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
-from seg_r1.segmenters.base import BaseSegmenter, PromptSet
+from seg_r1.segmenters.base import BaseSegmenter, PromptSet, check_image
 
 
 class ClassicalSegmenter(BaseSegmenter):
@@ -35,6 +39,11 @@ class ClassicalSegmenter(BaseSegmenter):
     box, ~32 ms per 256x256 mask). cv2's RNG is re-seeded with ``seed`` before every call, so
     the same image and prompts always give the same mask. "Encoding" only caches the image;
     it still counts as one encoder call.
+
+    Each mask is independent of the others, so :meth:`predict_batch` and :meth:`predict_many`
+    (several images, the path of :func:`seg_r1.segmenters.segment_batch`) run GrabCut on
+    ``workers`` threads (cv2 releases the GIL; default: the CPUs this process may use). The
+    masks are the same for any ``workers`` (cv2's RNG is per thread and re-seeded per call).
     """
 
     name = "classical"
@@ -47,36 +56,68 @@ class ClassicalSegmenter(BaseSegmenter):
         point_radius: int | None = None,
         points_margin: float = 0.1,
         seed: int = 0,
+        workers: int | None = None,
     ) -> None:
         super().__init__()
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
+        workers = len(os.sched_getaffinity(0)) if workers is None else workers
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.iterations = iterations
         self.point_radius = point_radius
         self.points_margin = points_margin
         self.seed = seed
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self._image: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}  # a thread pool does not copy or pickle
 
     def _encode(self, image: np.ndarray) -> None:
         self._image = np.ascontiguousarray(image)
 
+    def _map(self, tasks: list[tuple[np.ndarray, PromptSet]]) -> list[np.ndarray]:
+        """GrabCut for each ``(image, prompt)``, on the thread pool when it pays."""
+        self.stats.decoder_calls += len(tasks)
+        if self.workers == 1 or len(tasks) < 2:
+            return [self._grabcut(image, prompt) for image, prompt in tasks]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grabcut")
+        return list(self._pool.map(lambda task: self._grabcut(*task), tasks))
+
     def _decode(self, prompts: list[PromptSet]) -> list[np.ndarray]:
-        out = []
-        for prompt in prompts:
-            out.append(self._grabcut(prompt))
-            self.stats.decoder_calls += 1
-        return out
+        if self._image is None:
+            raise RuntimeError("call set_image(image) before predicting masks")
+        return self._map([(self._image, prompt) for prompt in prompts])
+
+    def predict_many(
+        self, jobs: Sequence[tuple[np.ndarray, Sequence[PromptSet]]]
+    ) -> list[list[np.ndarray]]:
+        """:meth:`BaseSegmenter.predict_many` with every prompt set of every image on the
+        thread pool at once (each image counts as one encoder call)."""
+        tasks = []
+        for image, prompts in jobs:
+            image = np.ascontiguousarray(check_image(image))
+            tasks += [(image, prompt) for prompt in prompts]
+            self.stats.encoder_calls += 1
+            self.stats.prompt_sets += len(prompts)
+        masks = iter(self._map(tasks))
+        return [[next(masks) for _ in prompts] for _, prompts in jobs]
 
     def _radius(self, hw: tuple[int, int]) -> int:
         if self.point_radius is not None:
             return self.point_radius
         return max(2, round(0.01 * min(hw)))
 
-    def seed_mask(self, prompt: PromptSet) -> np.ndarray:
-        """The initial ``cv2.GC_*`` label image ``uint8 (H, W)`` for ``prompt`` (see class doc)."""
-        if self._image_hw is None:
+    def seed_mask(self, prompt: PromptSet, hw: tuple[int, int] | None = None) -> np.ndarray:
+        """The initial ``cv2.GC_*`` label image ``uint8 (H, W)`` for ``prompt`` (see class doc)
+        on an image of ``hw`` = ``(H, W)`` (default: the image that is set)."""
+        hw = hw or self._image_hw
+        if hw is None:
             raise RuntimeError("call set_image(image) before seeding masks")
-        h, w = self._image_hw
+        h, w = hw
         seeds = np.full((h, w), cv2.GC_BGD, dtype=np.uint8)
         if prompt.box is not None:
             x1, y1, x2, y2 = prompt.box
@@ -98,8 +139,8 @@ class ClassicalSegmenter(BaseSegmenter):
             cv2.circle(seeds, centre, radius, int(value), thickness=-1)
         return seeds
 
-    def _grabcut(self, prompt: PromptSet) -> np.ndarray:
-        seeds = self.seed_mask(prompt)
+    def _grabcut(self, image: np.ndarray, prompt: PromptSet) -> np.ndarray:
+        seeds = self.seed_mask(prompt, (int(image.shape[0]), int(image.shape[1])))
         is_fg = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
         if not is_fg.any():
             return np.zeros(seeds.shape, dtype=bool)
@@ -114,6 +155,6 @@ class ClassicalSegmenter(BaseSegmenter):
         bgd_model = np.zeros((1, 65), np.float64)
         fgd_model = np.zeros((1, 65), np.float64)
         cv2.grabCut(
-            self._image, seeds, None, bgd_model, fgd_model, self.iterations, cv2.GC_INIT_WITH_MASK
+            image, seeds, None, bgd_model, fgd_model, self.iterations, cv2.GC_INIT_WITH_MASK
         )
         return (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)

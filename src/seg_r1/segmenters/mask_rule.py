@@ -21,7 +21,7 @@ import numpy as np
 
 from seg_r1.answer import ParsedAnswer
 from seg_r1.frame import frame_to_image
-from seg_r1.segmenters.base import PromptSet, Segmenter, check_image, image_key
+from seg_r1.segmenters.base import BaseSegmenter, PromptSet, Segmenter, check_image, image_key
 
 #: How an answer becomes prompts: which imperfect answers still give a mask.
 #:
@@ -144,8 +144,9 @@ def segment_batch(
     Samples are grouped by ``image_keys`` (default: :func:`image_key`, a content hash, so a
     GRPO group's G copies of one image share one encoder pass even when they are distinct
     array objects). Each group's image is encoded once and all its prompt sets are decoded in
-    one :meth:`Segmenter.predict_batch` call. Images whose answers are all unusable are not
-    encoded at all. Returns ``bool (H_i, W_i)`` masks in input order.
+    one :meth:`Segmenter.predict_batch` call; the groups go to the segmenter together
+    (``predict_many``: the classical backend runs them in parallel). Images whose answers are
+    all unusable are not encoded at all. Returns ``bool (H_i, W_i)`` masks in input order.
     """
     check_answer_rule(rule)
     if len(images) != len(answers):
@@ -160,19 +161,34 @@ def segment_batch(
         groups.setdefault(key, []).append(index)
 
     masks: list[np.ndarray | None] = [None] * len(images)
+    jobs: list[tuple[np.ndarray, list[PromptSet]]] = []
+    owners: list[list[int]] = []  # per job: the answer index of each prompt set
     for indices in groups.values():
         image = check_image(images[indices[0]])
         hw = (int(image.shape[0]), int(image.shape[1]))
-        owners: list[int] = []
+        owner: list[int] = []
         prompts: list[PromptSet] = []
         for index in indices:
             sets = prompts_from_answer(answers[index], hw, rule)
-            owners += [index] * len(sets)
+            owner += [index] * len(sets)
             prompts += sets
-        predicted = []
-        if prompts:
-            segmenter.set_image(image)
-            predicted = segmenter.predict_batch(prompts)
-        for index in indices:
-            masks[index] = _union([m for o, m in zip(owners, predicted) if o == index], hw)
+            masks[index] = np.zeros(hw, dtype=bool)  # stays empty without prompt sets
+        if prompts:  # an image whose answers are all unusable is not encoded
+            jobs.append((image, prompts))
+            owners.append(owner)
+    for owner, predicted in zip(owners, _predict_many(segmenter, jobs)):
+        for index, mask in zip(owner, predicted):
+            masks[index] |= mask
     return masks  # type: ignore[return-value]
+
+
+def _predict_many(
+    segmenter: Segmenter, jobs: Sequence[tuple[np.ndarray, list[PromptSet]]]
+) -> list[list[np.ndarray]]:
+    """``segmenter.predict_many(jobs)`` (in parallel where the backend can), or the
+    per-image loop for segmenters without it (the :class:`Segmenter` protocol does not
+    require it)."""
+    many = getattr(segmenter, "predict_many", None)
+    if many is not None:
+        return many(jobs)
+    return BaseSegmenter.predict_many(segmenter, jobs)  # type: ignore[arg-type]
