@@ -1,7 +1,7 @@
 """The quickstart chain: reinforcement learning does the localising (slow, ~14 min on 2 cores).
 
 Runs the quickstart recipe as it ships (:mod:`seg_r1.quickstart`: spotlit single-object scenes,
-SFT on coarse answers -- boxes on a 56-pixel grid -- then GRPO with the classical segmenter) and
+SFT on coarse answers -- boxes on a 28-pixel grid -- then GRPO with the classical segmenter) and
 asserts the learning proof's bars (``seg_r1.learning.LEARNING_BARS``, issue "Learning proof,
 part 2") except the time, which depends on the machine:
 
