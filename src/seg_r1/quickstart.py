@@ -23,9 +23,8 @@
 
 The sizes, steps and frame are chosen to finish in under 15 minutes on two CPU cores. What to
 expect (docs/learning_demo.md, measured): SFT on coarse answers (:data:`TRACE_GRID`) teaches the
-format and a rough location -- its held-out IoU sits near the best constant answer -- and GRPO
-does the localising: it raises held-out IoU by more than 0.15, well above every constant answer,
-and the answers depend on the image (``iou_shuffled`` falls far below).
+format and a rough location; GRPO raises held-out IoU by 0.10-0.14, well above every constant
+answer, and the answers depend on the image (``iou_shuffled`` falls far below).
 ``--save-steps N`` keeps checkpoints and ``--resume`` continues an interrupted run;
 ``--sft-from DIR`` reuses a trained SFT policy (experiments on the GRPO stage alone; the
 constant baseline's fit is cached in ``OUT/data/constant_fit.json`` per training split).
@@ -129,9 +128,8 @@ SFT_OVERRIDES = [
     "--per_device_train_batch_size", "16",
     "--trace_grid", str(TRACE_GRID),
 ]  # fmt: skip
-#: Overrides of configs/tiny/grpo.yaml: no KL penalty (beta 0); 4 scenes x 8 rollouts a step at
-#: temperature 1 with batch-scaled advantages and lr 5e-5 (lr 1e-4 and 8 scenes x 4 rollouts did
-#: worse from the same SFT policy; docs/learning_demo.md, session 6).
+#: Overrides of configs/tiny/grpo.yaml: beta 0, 4 scenes x 8 rollouts, temperature 1, batch-scaled
+#: advantages, lr 5e-5 (8 x 4 did worse, lr 1e-4 no better: docs/learning_demo.md, session 6).
 GRPO_OVERRIDES = [
     "--frame_size", str(FRAME_SIZE),
     "--beta", "0.0",
@@ -142,7 +140,7 @@ GRPO_OVERRIDES = [
     "--scale_rewards", "batch",
     "--classical_iterations", str(CLASSICAL_ITERATIONS),
 ]  # fmt: skip
-#: Steps of the two stages: SFT until the policy starts to read the image, GRPO the rest.
+#: Steps of the two stages (SFT: until the policy starts to read the image).
 SFT_STEPS = 600
 GRPO_STEPS = 150
 #: Completion budget at evaluation: a synthesised trace is ~60 tokens (configs/tiny/grpo.yaml).
@@ -216,18 +214,12 @@ def run_stage(
         argv += ["--resume_from_checkpoint", "latest"]
     if callbacks and stage != "grpo":
         raise ValueError("run_stage: callbacks are supported for the grpo stage only")
-    # a stage sets the package's log level to its process level (WARNING): the summary table
-    # and the curve's lines are logged at INFO, so the caller's level comes back afterwards
-    package = logging.getLogger("seg_r1")
-    level = package.level
+    package = logging.getLogger("seg_r1")  # a stage lowers its level; the summary logs INFO
+    level, kwargs = package.level, ({"callbacks": callbacks} if callbacks else {})
     try:
-        kwargs = {"callbacks": callbacks} if callbacks else {}
         return module.main(*module.parse_args(argv), **kwargs)
     finally:
         package.setLevel(level)
-
-
-# --------------------------------------------------------------------------- evaluation
 
 
 def _examples(
