@@ -1,4 +1,4 @@
-"""The quickstart chain: reinforcement learning does the localising (slow, ~14 min on 2 cores).
+"""The quickstart chain: reinforcement learning does the localising (slow, ~12-14 min on 2 cores).
 
 Runs the quickstart recipe as it ships (:mod:`seg_r1.quickstart`: spotlit single-object scenes,
 SFT on coarse answers -- boxes on a 28-pixel grid -- then GRPO with the classical segmenter) and
@@ -12,8 +12,9 @@ part 2") except the time, which depends on the machine:
 
     .venv/bin/python -m pytest -m slow tests/test_learning_demo.py
 
-Not yet run by ``.ci/run``: on seed 0 the shipped recipe holds the gain bar but misses the other
-two (docs/learning_demo.md), so this test fails today; it joins CI when the bars hold.
+Not yet run by ``.ci/run``: on seeds 0-2 the shipped recipe holds the other bars but misses the
+GRPO gain by 0.01-0.05 (docs/learning_demo.md, "Seeds"), so this test fails today; it joins CI
+when the bars hold.
 """
 
 from __future__ import annotations

@@ -146,6 +146,33 @@ def test_sft_traces_from_the_next_image(synthetic_root):
         sft_dataset_from_masks(source, 48, trace_from="random")
 
 
+def test_sft_traces_jittered_anew_on_each_read(synthetic_root):
+    """grid + jitter: each read of a row draws a new box within J of the grid-snapped box (points
+    and think text as on the grid); the same seed gives the same reads."""
+    from seg_r1.data import load_mask
+    from seg_r1.frame import resize_mask
+    from seg_r1.training_data import coarse_trace
+
+    def text(view):
+        return view[0]["completion"][0]["content"][0]["text"]
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    grid_text = text(sft_dataset_from_masks(source, 48, 1, 1, grid=8))
+    view = sft_dataset_from_masks(source, 48, 1, 1, grid=8, jitter=3, seed=5)
+    snapped = coarse_trace(synthesize_trace(resize_mask(load_mask(source[0]), 48), 1, 1), 8, 48)
+    reads = [text(view) for _ in range(30)]
+    assert len(set(reads)) > 1  # drawn anew
+    head, tail = grid_text.split("<bbox>")[0], grid_text.split("</bbox>")[1]
+    for read in reads:
+        box = np.asarray(parse_answer(read, 48).boxes[0])
+        assert np.all(np.abs(box - snapped.boxes[0]) <= 3)
+        # think text, points and labels are the grid trace's
+        assert read.startswith(head) and read.endswith(tail)
+    same = sft_dataset_from_masks(source, 48, 1, 1, grid=8, jitter=3, seed=5)
+    assert [text(same) for _ in range(30)] == reads
+
+
 def test_sft_traces_for_the_prerl_stage(synthetic_root):
     """trace_stage="prerl": the pre-RL prompt (no system turn, the points-only user text) and
     the trace's points and labels only -- no think block, no box."""
@@ -190,7 +217,34 @@ def test_coarse_traces_say_roughly_where():
     assert coarse.think == trace.think and coarse.labels.tolist() == [1, 0]
     assert coarse_trace(trace, 0, 100) is trace
     edge = Trace("", np.array([[95.0, 0.0, 100.0, 4.0]]), np.zeros((0, 2)), np.zeros(0, int))
-    assert coarse_trace(edge, 10, 100).boxes.tolist() == [[100, 0, 100, 10]] or True
+    # x: both sides round to 100, so the box grows one cell inward; y: 4 -> 0 grows to 10
+    assert coarse_trace(edge, 10, 100).boxes.tolist() == [[90, 0, 100, 10]]
+
+
+def test_jittered_traces_spread_boxes_around_the_object():
+    """trace_jitter: every box side moves by a whole number of pixels in [-J, J], anew on each
+    call, inside the frame and at least one pixel wide; points, labels and think text kept."""
+    from seg_r1.training_data import Trace, jitter_trace
+
+    trace = Trace(
+        "The object is a small object near the left.",
+        np.array([[10.0, 20.0, 60.0, 70.0], [0.0, 97.0, 3.0, 100.0]]),
+        np.array([[30.0, 40.0], [2.0, 98.0]]),
+        np.array([1, 0]),
+    )
+    rng = np.random.default_rng(0)
+    assert jitter_trace(trace, 0, 100, rng) is trace
+    draws = np.stack([jitter_trace(trace, 5, 100, rng).boxes for _ in range(400)])
+    moved = draws[:, 0] - trace.boxes[0]
+    assert np.all(np.abs(moved) <= 5) and np.all(moved == np.round(moved))
+    assert set(np.unique(moved).tolist()) == set(range(-5, 6))  # every offset occurs
+    edge = draws[:, 1]  # the corner box: clipped to the frame, never collapsed
+    assert edge.min() >= 0 and edge.max() <= 100
+    assert np.all(edge[:, 2] > edge[:, 0]) and np.all(edge[:, 3] > edge[:, 1])
+    again = jitter_trace(trace, 5, 100, np.random.default_rng(0))
+    assert again.boxes.tolist() == draws[0].tolist()  # seeded: reproducible
+    assert again.points is trace.points and again.think == trace.think
+    assert again.labels is trace.labels
 
 
 def test_sft_rows_from_fcot(tmp_path, synthetic_root):

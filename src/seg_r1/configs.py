@@ -321,6 +321,14 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
             "object is, not exactly (the learning demo's SFT, so that RL learns the rest)."
         },
     )
+    trace_jitter: int = field(
+        default=0,
+        metadata={
+            "help": "Move each synthesised box side by a random whole number of frame pixels "
+            "in [-N, N], drawn anew each time a row is read, after trace_grid (0: off): SFT "
+            "then learns a spread of boxes around the object, for RL to sharpen."
+        },
+    )
     trace_from: str = field(
         default="own",
         metadata={
@@ -338,8 +346,11 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
             _check_frame(self.frame_size, allow_none=True)
             if isinstance(self.datasets, str):
                 self.datasets = [self.datasets]
-        if self.trace_grid < 0:
-            raise ValueError(f"trace_grid must be >= 0 (0: exact answers), got {self.trace_grid}")
+        if self.trace_grid < 0 or self.trace_jitter < 0:
+            raise ValueError(
+                "trace_grid and trace_jitter must be >= 0 (0: off), got "
+                f"{self.trace_grid} and {self.trace_jitter}"
+            )
         if self.trace_stage not in STAGES:
             raise ValueError(f"trace_stage must be one of {STAGES}, got {self.trace_stage!r}")
         if self.trace_fg_points < 1 or self.trace_bg_points < 0:

@@ -50,10 +50,11 @@ logger = logging.getLogger(__name__)
 
 
 def build_sft_dataset(
-    script_args: SFTScriptArguments, coordinates: str = "frame"
+    script_args: SFTScriptArguments, coordinates: str = "frame", seed: int = 0
 ) -> tuple[Any, int]:
     """The lazy SFT view of the configured data and its number of source rows; the targets
-    are written in the ``coordinates`` convention (:func:`seg_r1.families.resolve_coordinates`)."""
+    are written in the ``coordinates`` convention (:func:`seg_r1.families.resolve_coordinates`);
+    ``seed`` seeds the box jitter (``trace_jitter``)."""
 
     if script_args.sft_data is not None:
         source = load_sft_dataset(script_args.sft_data, image_root=script_args.sft_image_root)
@@ -70,6 +71,8 @@ def build_sft_dataset(
         script_args.trace_from,
         script_args.trace_stage,
         script_args.trace_grid,
+        script_args.trace_jitter,
+        seed,
     )
     return view, len(source)
 
@@ -92,7 +95,7 @@ def main(script_args: SFTScriptArguments, training_args: Any, model_args: SegR1M
     training_args.remove_unused_columns = False
 
     coordinates = resolve_coordinates(script_args.coordinates, model_args.model_name_or_path)
-    train_dataset, num_rows = build_sft_dataset(script_args, coordinates)
+    train_dataset, num_rows = build_sft_dataset(script_args, coordinates, training_args.seed)
     logger.info("SFT on %d examples (%s coordinates)", num_rows, coordinates)
 
     trainer = SegR1SFTTrainer(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -323,6 +323,21 @@ def coarse_trace(trace: Trace, grid: int, frame_size: int) -> Trace:
     return Trace(trace.think, boxes, points, trace.labels)
 
 
+def jitter_trace(trace: Trace, jitter: int, frame_size: int, rng: np.random.Generator) -> Trace:
+    """``trace`` with each box side moved by a random whole number of frame pixels in
+    ``[-jitter, jitter]`` (inside the frame, each box at least one pixel wide and tall); points,
+    labels and think text kept. Drawn anew on every call: SFT on such answers learns a spread
+    of boxes around the object, for RL to sharpen."""
+    if jitter <= 0 or not len(trace.boxes):
+        return trace
+    boxes = trace.boxes + rng.integers(-jitter, jitter + 1, size=trace.boxes.shape)
+    boxes = np.clip(boxes, 0, frame_size)
+    for lo, hi in ((0, 2), (1, 3)):
+        boxes[:, lo] = np.minimum(boxes[:, lo], frame_size - 1)
+        boxes[:, hi] = np.maximum(boxes[:, hi], boxes[:, lo] + 1)
+    return Trace(trace.think, boxes, trace.points, trace.labels)
+
+
 def _assistant(text: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
 
@@ -346,6 +361,8 @@ class TraceSFTTransform:
     trace_rows: Any = None
     stage: str = "rl"
     grid: int = 0
+    jitter: int = 0
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
@@ -355,6 +372,7 @@ class TraceSFTTransform:
             gt = resize_mask(load_mask(source), self.frame_size)
             trace = synthesize_trace(gt, self.fg_points, self.bg_points)
             trace = coarse_trace(trace, self.grid, self.frame_size)
+            trace = jitter_trace(trace, self.jitter, self.frame_size, self.rng)
             task = prompt_task(row, self.stage)
             out["prompt"].append(
                 build_chat(
@@ -380,11 +398,14 @@ def sft_dataset_from_masks(
     trace_from: str = "own",
     stage: str = "rl",
     grid: int = 0,
+    jitter: int = 0,
+    seed: int = 0,
 ) -> Any:
     """A lazy SFT view of a segmentation dataset: the prompt of GRPO stage ``stage`` (or the
     row's task prompt) and a trace synthesised from its mask (:func:`synthesize_trace`) in
     that task's grammar (``prerl``: points and labels only), in the frame, written in the
-    ``coordinates`` convention; ``grid`` > 0 makes the answers coarse (:func:`coarse_trace`).
+    ``coordinates`` convention; ``grid`` > 0 makes the answers coarse (:func:`coarse_trace`);
+    ``jitter`` > 0 then moves their box sides at random (:func:`jitter_trace`, seeded by ``seed``).
 
     ``trace_from="next"`` synthesises row ``i``'s trace from the mask of row ``i + 1`` (the
     last row's from the first): a control whose answers teach the grammar and the marginal
@@ -399,7 +420,15 @@ def sft_dataset_from_masks(
         trace_rows = dataset.remove_columns(["image"])  # only the mask is read from it
         dataset = dataset.add_column(TRACE_ROW, [(i + 1) % n for i in range(n)])
     transform = TraceSFTTransform(
-        frame_size, fg_points, bg_points, coordinates, trace_rows, stage, grid
+        frame_size,
+        fg_points,
+        bg_points,
+        coordinates,
+        trace_rows,
+        stage,
+        grid,
+        jitter,
+        np.random.default_rng(seed),
     )
     return dataset.with_transform(transform)
 
