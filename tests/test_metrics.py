@@ -381,6 +381,28 @@ def test_histogram_fallback_for_huge_images(monkeypatch):
     assert sod_scores(pred / 255, gt).as_dict() == pytest.approx(reference, abs=1e-12)
 
 
+def test_histogram_with_a_flat_calchist(monkeypatch):
+    """OpenCV builds that return calcHist's counts as (256,) instead of (256, 1) (the GPU
+    machine's OpenCV, seen in benchmarks/gpu_check.sh) give the same scores as the oracle."""
+    name, pred, gt = CORPUS[0]
+    reference = sod_scores(pred, gt).as_dict()
+    real = cv2.calcHist
+
+    class FlatCV2:
+        def __getattr__(self, attr):
+            return getattr(cv2, attr)
+
+        @staticmethod
+        def calcHist(*args, **kwargs):
+            return real(*args, **kwargs).reshape(-1)
+
+    monkeypatch.setattr(inputs_module, "cv2", FlatCV2())
+    assert sod_scores(pred, gt).as_dict() == pytest.approx(reference, abs=1e-12)
+    codes = np.array([[0, 3, 3], [255, 3, 0]], np.uint8)
+    expected = np.bincount(codes.ravel(), minlength=256).astype(np.float64)
+    assert np.array_equal(inputs_module.hist256(codes), expected)
+
+
 def test_input_validation():
     gt = np.zeros((4, 4), np.uint8)
     with pytest.raises(TypeError, match="GT"):

@@ -112,7 +112,9 @@ def hist256(codes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Counts of the uint8 ``codes`` (where ``mask``), as a float64 (256,) array."""
     if codes.size <= _CALCHIST_MAX_PIXELS:
         mask_u8 = None if mask is None else mask.view(np.uint8)
-        return cv2.calcHist([codes], [0], mask_u8, [256], [0, 256])[:, 0].astype(np.float64)
+        counts = cv2.calcHist([codes], [0], mask_u8, [256], [0, 256])
+        # (256, 1) here (OpenCV 4.14), (256,) from the GPU machine's OpenCV build (gpu_check)
+        return counts.reshape(256).astype(np.float64)
     values = codes.ravel() if mask is None else codes[mask]
     return np.bincount(values, minlength=256).astype(np.float64)
 
