@@ -146,6 +146,68 @@ def test_sft_traces_from_the_next_image(synthetic_root):
         sft_dataset_from_masks(source, 48, trace_from="random")
 
 
+def test_sft_boxes_from_the_next_image_points_from_its_own(synthetic_root):
+    """box_swap=1: row i's answer has the box of mask i + 1 and the points, labels and think
+    text of mask i (after the grid), so SFT teaches roughly where but not the box."""
+    from seg_r1.answer import parse_answer
+    from seg_r1.data import load_mask
+    from seg_r1.frame import resize_mask
+    from seg_r1.training_data import coarse_trace
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    view = sft_dataset_from_masks(source, 48, 2, 1, grid=8, box_swap=1.0)
+    n = len(source)
+    mixed = 0
+    for i in range(n):
+        answer = view[i]["completion"][0]["content"][0]["text"]
+        own = coarse_trace(synthesize_trace(resize_mask(load_mask(source[i]), 48), 2, 1), 8, 48)
+        nxt = coarse_trace(
+            synthesize_trace(resize_mask(load_mask(source[(i + 1) % n]), 48), 2, 1), 8, 48
+        )
+        parsed = parse_answer(answer, 48)
+        assert parsed.format_ok
+        assert np.array_equal(parsed.boxes, nxt.boxes)
+        assert np.array_equal(parsed.points, own.points)
+        assert np.array_equal(parsed.labels, own.labels)
+        assert answer.startswith(f"<think> {own.think} </think>")
+        mixed += not np.array_equal(own.boxes, nxt.boxes)
+    assert mixed > 0  # the scenes' boxes differ, so the answers are really mixed
+    with pytest.raises(ValueError, match="box_swap"):
+        sft_dataset_from_masks(source, 48, box_swap=1.5)
+    with pytest.raises(ValueError, match="box_swap"):
+        sft_dataset_from_masks(source, 48, trace_from="next", box_swap=0.5)
+
+
+def test_sft_box_swap_share_drawn_on_each_read(synthetic_root):
+    """box_swap=0.5: each read of a row keeps its own points and takes the next row's box on
+    about half of the reads, the row's own box on the rest (grid 8)."""
+    from seg_r1.answer import parse_answer
+    from seg_r1.data import load_mask
+    from seg_r1.frame import resize_mask
+    from seg_r1.training_data import coarse_trace
+
+    args = SegR1DataArguments(datasets=["synthetic:train"], data_root=str(synthetic_root))
+    source = load_segmentation_data(args)
+    view = sft_dataset_from_masks(source, 48, 2, 1, grid=8, box_swap=0.5, seed=3)
+    n = len(source)
+    traces = [
+        coarse_trace(synthesize_trace(resize_mask(load_mask(source[i]), 48), 2, 1), 8, 48)
+        for i in range(n)
+    ]
+    i = next(k for k in range(n) if not np.array_equal(traces[k].boxes, traces[(k + 1) % n].boxes))
+    own = swapped = 0
+    for _ in range(60):
+        parsed = parse_answer(view[i]["completion"][0]["content"][0]["text"], 48)
+        assert np.array_equal(parsed.points, traces[i].points)
+        if np.array_equal(parsed.boxes, traces[i].boxes):
+            own += 1
+        else:
+            assert np.array_equal(parsed.boxes, traces[(i + 1) % n].boxes)
+            swapped += 1
+    assert own + swapped == 60 and 15 <= swapped <= 45  # binomial(60, 0.5): outside p < 1e-4
+
+
 def test_sft_traces_jittered_anew_on_each_read(synthetic_root):
     """grid + jitter: each read of a row draws a new box within J of the grid-snapped box (points
     and think text as on the grid); the same seed gives the same reads."""

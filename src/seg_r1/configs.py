@@ -336,6 +336,15 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
             "(the next row's: a control that teaches the grammar but not where)."
         },
     )
+    trace_box_swap: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of reads whose boxes come from the next row's mask (drawn anew "
+            "each time a row is read; points, labels and think text stay the row's own; "
+            "0: off): SFT then teaches roughly where and a box distribution in which the "
+            "image's own box has weight 1 - share, for RL to find and sharpen."
+        },
+    )
 
     def __post_init__(self) -> None:
         CoordinatesArguments.__post_init__(self)
@@ -346,6 +355,8 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
             _check_frame(self.frame_size, allow_none=True)
             if isinstance(self.datasets, str):
                 self.datasets = [self.datasets]
+        if not 0.0 <= self.trace_box_swap <= 1.0:
+            raise ValueError(f"trace_box_swap must lie in [0, 1], got {self.trace_box_swap}")
         if self.trace_grid < 0 or self.trace_jitter < 0:
             raise ValueError(
                 "trace_grid and trace_jitter must be >= 0 (0: off), got "

@@ -73,6 +73,7 @@ def build_sft_dataset(
         script_args.trace_grid,
         script_args.trace_jitter,
         seed,
+        script_args.trace_box_swap,
     )
     return view, len(source)
 

@@ -352,7 +352,8 @@ TRACE_FROM = ("own", "next")
 class TraceSFTTransform:
     """``with_transform`` function: frame image, the ``stage``'s prompt (foreground rows; the
     others their task's), synthesised answer in that task's grammar (from the row's mask, or
-    from the mask of row ``row[TRACE_ROW]`` of ``trace_rows`` when that is given)."""
+    from the mask of row ``row[TRACE_ROW]`` of ``trace_rows`` when that is given: the whole
+    answer, or with ``box_swap`` > 0 the boxes alone, on that share of reads)."""
 
     frame_size: int
     fg_points: int
@@ -363,15 +364,22 @@ class TraceSFTTransform:
     grid: int = 0
     jitter: int = 0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    box_swap: float = 0.0
+
+    def _trace(self, source: Mapping[str, Any]) -> Trace:
+        gt = resize_mask(load_mask(source), self.frame_size)
+        trace = synthesize_trace(gt, self.fg_points, self.bg_points)
+        return coarse_trace(trace, self.grid, self.frame_size)
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
         out: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": []}
         for row in _rows(batch):
-            source = row if self.trace_rows is None else self.trace_rows[int(row[TRACE_ROW])]
-            gt = resize_mask(load_mask(source), self.frame_size)
-            trace = synthesize_trace(gt, self.fg_points, self.bg_points)
-            trace = coarse_trace(trace, self.grid, self.frame_size)
+            other = None if self.trace_rows is None else self.trace_rows[int(row[TRACE_ROW])]
+            trace = self._trace(row if other is None or self.box_swap > 0 else other)
+            if other is not None and self.box_swap > 0 and self.rng.random() < self.box_swap:
+                boxes = self._trace(other).boxes
+                trace = Trace(trace.think, boxes, trace.points, trace.labels)
             trace = jitter_trace(trace, self.jitter, self.frame_size, self.rng)
             task = prompt_task(row, self.stage)
             out["prompt"].append(
@@ -400,6 +408,7 @@ def sft_dataset_from_masks(
     grid: int = 0,
     jitter: int = 0,
     seed: int = 0,
+    box_swap: float = 0.0,
 ) -> Any:
     """A lazy SFT view of a segmentation dataset: the prompt of GRPO stage ``stage`` (or the
     row's task prompt) and a trace synthesised from its mask (:func:`synthesize_trace`) in
@@ -410,12 +419,19 @@ def sft_dataset_from_masks(
     ``trace_from="next"`` synthesises row ``i``'s trace from the mask of row ``i + 1`` (the
     last row's from the first): a control whose answers teach the grammar and the marginal
     box distribution but not where the object of THIS image is (for foreground sets, one
-    object per image; the learning demo's RL-only run)."""
+    object per image; the learning demo's RL-only run). ``box_swap`` = p > 0 takes the boxes
+    of row ``i + 1`` on a share p of the reads of row ``i`` (drawn anew on each read, seeded by
+    ``seed``), its points, labels and think text its own: SFT then teaches roughly where (the
+    points) and a box distribution where the image's own box has weight 1 - p."""
     if trace_from not in TRACE_FROM:
         raise ValueError(f"trace_from must be one of {TRACE_FROM}, got {trace_from!r}")
+    if not 0.0 <= box_swap <= 1.0:
+        raise ValueError(f"box_swap must lie in [0, 1], got {box_swap}")
+    if box_swap > 0 and trace_from != "own":
+        raise ValueError("box_swap needs trace_from='own' (with 'next' every box is swapped)")
     check_stage_tasks(dataset, stage)
     trace_rows = None
-    if trace_from == "next":
+    if trace_from == "next" or box_swap > 0:
         n = len(dataset)
         trace_rows = dataset.remove_columns(["image"])  # only the mask is read from it
         dataset = dataset.add_column(TRACE_ROW, [(i + 1) % n for i in range(n)])
@@ -429,6 +445,7 @@ def sft_dataset_from_masks(
         grid,
         jitter,
         np.random.default_rng(seed),
+        box_swap=box_swap,
     )
     return dataset.with_transform(transform)
 
