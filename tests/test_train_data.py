@@ -283,6 +283,26 @@ def test_coarse_traces_say_roughly_where():
     assert coarse_trace(edge, 10, 100).boxes.tolist() == [[90, 0, 100, 10]]
 
 
+def test_loose_boxes_after_the_grid():
+    """trace_box_margin: after the grid, each box side moves out by the margin, inside the
+    frame; points (cell centres), labels and think text as without it; by hand."""
+    from seg_r1.training_data import Trace, coarse_trace
+
+    trace = Trace(
+        "The object is a large object near the right.",
+        np.array([[13.0, 26.0, 44.0, 29.0], [61.0, 4.0, 93.0, 50.0]]),
+        np.array([[27.0, 28.0], [3.0, 99.0]]),
+        np.array([1, 0]),
+    )
+    loose = coarse_trace(trace, 10, 100, margin=20)
+    assert loose.boxes.tolist() == [[0, 10, 60, 60], [40, 0, 100, 70]]
+    assert loose.points.tolist() == [[25, 25], [5, 95]]
+    assert loose.think == trace.think and loose.labels.tolist() == [1, 0]
+    exact = coarse_trace(trace, 0, 100, margin=5)  # no grid: the exact box, grown
+    assert exact.boxes.tolist() == [[8, 21, 49, 34], [56, 0, 98, 55]]
+    assert exact.points.tolist() == trace.points.tolist()
+
+
 def test_jittered_traces_spread_boxes_around_the_object():
     """trace_jitter: every box side moves by a whole number of pixels in [-J, J], anew on each
     call, inside the frame and at least one pixel wide; points, labels and think text kept."""

@@ -336,6 +336,13 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
             "(the next row's: a control that teaches the grammar but not where)."
         },
     )
+    trace_box_margin: int = field(
+        default=0,
+        metadata={
+            "help": "Move each synthesised box side outwards by N frame pixels, after "
+            "trace_grid (0: off): SFT teaches a loose box around the object, RL to tighten."
+        },
+    )
     trace_box_swap: float = field(
         default=0.0,
         metadata={
@@ -357,10 +364,10 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
                 self.datasets = [self.datasets]
         if not 0.0 <= self.trace_box_swap <= 1.0:
             raise ValueError(f"trace_box_swap must lie in [0, 1], got {self.trace_box_swap}")
-        if self.trace_grid < 0 or self.trace_jitter < 0:
+        if min(self.trace_grid, self.trace_jitter, self.trace_box_margin) < 0:
             raise ValueError(
-                "trace_grid and trace_jitter must be >= 0 (0: off), got "
-                f"{self.trace_grid} and {self.trace_jitter}"
+                "trace_grid, trace_jitter and trace_box_margin must be >= 0 (0: off), got "
+                f"{self.trace_grid}, {self.trace_jitter} and {self.trace_box_margin}"
             )
         if self.trace_stage not in STAGES:
             raise ValueError(f"trace_stage must be one of {STAGES}, got {self.trace_stage!r}")

@@ -74,6 +74,7 @@ def build_sft_dataset(
         script_args.trace_jitter,
         seed,
         script_args.trace_box_swap,
+        script_args.trace_box_margin,
     )
     return view, len(source)
 

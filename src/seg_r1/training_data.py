@@ -306,20 +306,24 @@ def synthesize_trace(mask: np.ndarray, fg_points: int = 2, bg_points: int = 1) -
 # --------------------------------------------------------------------------- SFT
 
 
-def coarse_trace(trace: Trace, grid: int, frame_size: int) -> Trace:
+def coarse_trace(trace: Trace, grid: int, frame_size: int, margin: int = 0) -> Trace:
     """``trace`` with its boxes snapped to multiples of ``grid`` frame pixels (each side to the
     nearest; a collapsed side grows to one cell, inside the frame) and its points moved to the
     centres of their ``grid`` cells: an answer that says roughly where the object is, not
-    exactly. The think text is kept."""
-    if grid <= 0:
+    exactly; then each box side moved out by ``margin`` pixels (inside the frame): a loose box.
+    The think text is kept."""
+    if grid <= 0 and margin <= 0:
         return trace
-    boxes = np.clip(np.round(trace.boxes / grid) * grid, 0, frame_size)
-    for lo, hi in ((0, 2), (1, 3)):
-        flat = boxes[:, hi] <= boxes[:, lo]
-        boxes[flat, hi] = np.minimum(boxes[flat, lo] + grid, frame_size)
-        boxes[flat, lo] = boxes[flat, hi] - grid
-    centres = np.floor(trace.points / grid) * grid + grid // 2
-    points = np.clip(centres, 0, frame_size - 1)
+    boxes, points = trace.boxes, trace.points
+    if grid > 0:
+        boxes = np.clip(np.round(boxes / grid) * grid, 0, frame_size)
+        for lo, hi in ((0, 2), (1, 3)):
+            flat = boxes[:, hi] <= boxes[:, lo]
+            boxes[flat, hi] = np.minimum(boxes[flat, lo] + grid, frame_size)
+            boxes[flat, lo] = boxes[flat, hi] - grid
+        points = np.clip(np.floor(points / grid) * grid + grid // 2, 0, frame_size - 1)
+    if margin > 0:
+        boxes = np.clip(boxes + np.array([-margin, -margin, margin, margin]), 0, frame_size)
     return Trace(trace.think, boxes, points, trace.labels)
 
 
@@ -365,11 +369,12 @@ class TraceSFTTransform:
     jitter: int = 0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     box_swap: float = 0.0
+    margin: int = 0
 
     def _trace(self, source: Mapping[str, Any]) -> Trace:
         gt = resize_mask(load_mask(source), self.frame_size)
         trace = synthesize_trace(gt, self.fg_points, self.bg_points)
-        return coarse_trace(trace, self.grid, self.frame_size)
+        return coarse_trace(trace, self.grid, self.frame_size, self.margin)
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
 
@@ -409,12 +414,13 @@ def sft_dataset_from_masks(
     jitter: int = 0,
     seed: int = 0,
     box_swap: float = 0.0,
+    margin: int = 0,
 ) -> Any:
     """A lazy SFT view of a segmentation dataset: the prompt of GRPO stage ``stage`` (or the
     row's task prompt) and a trace synthesised from its mask (:func:`synthesize_trace`) in
     that task's grammar (``prerl``: points and labels only), in the frame, written in the
-    ``coordinates`` convention; ``grid`` > 0 makes the answers coarse (:func:`coarse_trace`);
-    ``jitter`` > 0 then moves their box sides at random (:func:`jitter_trace`, seeded by ``seed``).
+    ``coordinates`` convention; ``grid`` > 0 makes the answers coarse, ``margin`` > 0 their boxes
+    loose (:func:`coarse_trace`), ``jitter`` > 0 moves box sides at random (seeded by ``seed``).
 
     ``trace_from="next"`` synthesises row ``i``'s trace from the mask of row ``i + 1`` (the
     last row's from the first): a control whose answers teach the grammar and the marginal
@@ -435,18 +441,11 @@ def sft_dataset_from_masks(
         n = len(dataset)
         trace_rows = dataset.remove_columns(["image"])  # only the mask is read from it
         dataset = dataset.add_column(TRACE_ROW, [(i + 1) % n for i in range(n)])
+    rng = np.random.default_rng(seed)
     transform = TraceSFTTransform(
-        frame_size,
-        fg_points,
-        bg_points,
-        coordinates,
-        trace_rows,
-        stage,
-        grid,
-        jitter,
-        np.random.default_rng(seed),
-        box_swap=box_swap,
-    )
+        frame_size, fg_points, bg_points, coordinates, trace_rows, stage, grid, jitter, rng,
+        box_swap, margin,
+    )  # fmt: skip
     return dataset.with_transform(transform)
 
 
