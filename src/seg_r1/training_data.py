@@ -444,7 +444,7 @@ def sft_dataset_from_masks(
     rng = np.random.default_rng(seed)
     transform = TraceSFTTransform(
         frame_size, fg_points, bg_points, coordinates, trace_rows, stage, grid, jitter, rng,
-        box_swap, margin,
+        box_swap=box_swap, margin=margin,
     )  # fmt: skip
     return dataset.with_transform(transform)
 
