@@ -29,7 +29,7 @@ def test_constant_answer_is_the_best_of_its_candidates(scenes, monkeypatch):
     monkeypatch.setattr(baselines, "SEARCH_IMAGES", 4)
     monkeypatch.setattr(baselines, "SCORE_IMAGES", 4)
     monkeypatch.setattr(baselines, "BOX_STEP_DIVISORS", (4,))  # 56 pixels at 224
-    images, gts = quickstart._examples(scenes, "train")
+    images, gts = learning.load_scenes(scenes, "train")
     segmenter = build_segmenter("classical")
     box_only, answer, train_iou = baselines.fit_constant_answer(images, gts, segmenter, 224)
 
@@ -140,7 +140,7 @@ def test_heldout_curve_scores_the_policy(tiny_ckpts, scenes, tmp_path_factory):
         "<bbox>[16,20,112,108]</bbox>" in SCRIPTED_ANSWER and "[[64,64],[2,2]]" in SCRIPTED_ANSWER
     )
     policy = scripted_policy_dir(tiny_ckpts, tmp_path_factory)
-    images, gts = quickstart._examples(scenes, "test")
+    images, gts = learning.load_scenes(scenes, "test")
     assert images[0].shape[:2] == (224, 224)  # the frame itself: the box needs no mapping
     segmenter = build_segmenter("classical")
     ious = []
@@ -185,7 +185,7 @@ def test_heldout_curve_in_the_grpo_stage(tiny_ckpts, scenes, tmp_path):
     from seg_r1.callbacks import HELDOUT_IOU_KEY, HeldOutIoU
     from seg_r1.segmenters import build_segmenter
 
-    images, gts = quickstart._examples(scenes, "test")
+    images, gts = learning.load_scenes(scenes, "test")
     kwargs = {"frame_size": 224, "task": "rl", "max_new_tokens": 8, "batch_size": 2}
     curve = HeldOutIoU(images[:2], gts[:2], build_segmenter("classical"), 2, **kwargs)
     extra = ["--max_completion_length", "8"]
@@ -225,3 +225,58 @@ def test_constant_fit_is_cached_per_training_split(tmp_path):
     assert baselines.cached_constant_fit(path, key, fit) == first and len(calls) == 1
     other = baselines.cached_constant_fit(path, {"seed": 1, "n_train": 16}, fit)
     assert len(calls) == 2 and other[1] == "<bbox>[1,2,3,6]</bbox>"
+
+
+def test_score_one_checkpoint_from_the_command_line(tiny_ckpts, tmp_path_factory, capsys):
+    """``python -m seg_r1.quickstart --out OUT --score POLICY``: the scripted policy gives one
+    answer to every image, so its IoU is that answer's IoU, recomputed here with the segmenter
+    called directly (the frame and GrabCut iterations its seg_r1.json records), and its shuffled
+    IoU and best own answer equal it (a constant answer does not depend on the image). Without
+    seg_r1.json the quickstart's frame and iterations apply; nothing of OUT is removed."""
+    import json
+    import shutil
+
+    from test_eval_support import scripted_policy_dir
+
+    from seg_r1.data.synthetic_trees import write_foreground_dataset
+    from seg_r1.segmenters import build_segmenter
+
+    root = tmp_path_factory.mktemp("score")
+    write_foreground_dataset(root / "data", 3, 1, 128, "test", camouflage_ratio=0.0)
+    policy = root / "grpo"  # a folder the chain itself would rebuild
+    shutil.copytree(scripted_policy_dir(tiny_ckpts, tmp_path_factory), policy)
+    (policy / "seg_r1.json").write_text(json.dumps({"frame_size": 128, "classical_iterations": 2}))
+
+    images, gts = learning.load_scenes(root / "data", "test")
+    assert len(images) == 3 and images[0].shape[:2] == (128, 128)  # the frame: no resizing
+    segmenter = build_segmenter("classical", iterations=2)
+    ious = []
+    for image, gt in zip(images, gts):
+        segmenter.set_image(image)  # box [16, 20, 112, 108] and its point (64, 64), label 1
+        mask = segmenter.predict(
+            np.array([16, 20, 112, 108], float), np.array([[64, 64]]), np.array([1])
+        )
+        ious.append(np.count_nonzero(mask & gt) / np.count_nonzero(mask | gt))
+    expected = float(np.mean(ious))
+    assert 0.01 < expected < 0.99
+
+    argv = ["--out", str(root), "--eval-batch-size", "2", "--score"]
+    returned = quickstart.main([*argv, str(policy)])
+    result = json.loads(capsys.readouterr().out)
+    assert result == returned and (policy / "config.json").is_file()
+    assert (result["frame_size"], result["classical_iterations"], result["n"]) == (128, 2, 3)
+    assert result["iou"] == pytest.approx(expected, abs=1e-9)
+    assert result["iou_shuffled"] == pytest.approx(expected, abs=1e-9)
+    assert result["iou_best_own_answer"] == pytest.approx(expected, abs=1e-9)
+    assert result["distinct_answers"] == 1 and result["format_ok"] == 1.0
+
+    (policy / "seg_r1.json").unlink()  # an SFT checkpoint records no segmenter: the chain's
+    again = quickstart.main([*argv, str(policy)])
+    assert (again["frame_size"], again["classical_iterations"]) == (
+        quickstart.FRAME_SIZE,
+        quickstart.CLASSICAL_ITERATIONS,
+    )
+    with pytest.raises(FileNotFoundError, match="not a saved policy"):
+        quickstart.main([*argv, str(root / "nothing")])
+    with pytest.raises(FileNotFoundError, match="no held-out scenes"):
+        quickstart.main(["--out", str(root / "empty"), "--score", str(policy)])

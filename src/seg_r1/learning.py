@@ -1,6 +1,6 @@
 """The learning-proof measures of a trained policy (used by :mod:`seg_r1.quickstart`): its greedy
 held-out IoU, the same with shuffled images and with its own frequent answers as constants
-(:func:`evaluate_policy`), the GRPO reward at the start and end of a run (:func:`reward_window`),
+(:func:`evaluate_policy`; one saved policy on a run's scenes: :func:`score_checkpoint`), the GRPO reward at the start and end of a run (:func:`reward_window`),
 ``curves.png`` (:func:`write_curves`), the bars a run must clear (:func:`learning_bars`) and a
 table of runs (:func:`seeds_table`). The constant baselines are in :mod:`seg_r1.baselines`;
 the held-out curve during training is :class:`seg_r1.callbacks.HeldOutIoU`.
@@ -24,10 +24,22 @@ from tqdm.auto import tqdm
 
 from seg_r1.baselines import answers_iou, constant_text_iou, mean_iou
 from seg_r1.callbacks import HELDOUT_IOU_KEY
+from seg_r1.data import load_foreground_dataset, load_image, load_mask
 from seg_r1.inference import SegR1Pipeline
-from seg_r1.policy import load_policy
+from seg_r1.policy import TRAINING_META, load_policy, read_training_meta
 
 logger = logging.getLogger(__name__)
+
+
+def load_scenes(
+    data: Path, split: str, limit: int | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(images, masks)`` of a synthetic foreground tree's ``split`` (its first ``limit``
+    scenes): RGB ``uint8`` and ``bool`` arrays."""
+
+    dataset = load_foreground_dataset("synthetic", root=data, split=split)
+    rows = [dataset[i] for i in range(min(len(dataset), limit or len(dataset)))]
+    return [np.asarray(load_image(row)) for row in rows], [load_mask(row) for row in rows]
 
 
 def evaluate_policy(
@@ -249,6 +261,47 @@ def seeds_table(summaries: Sequence[dict[str, Any]]) -> str:
             cells.append("-" if rate is None else f"{float(rate):.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def score_checkpoint(
+    policy: Path,
+    data: Path,
+    frame_size: int,
+    classical_iterations: int,
+    batch_size: int = 16,
+    max_new_tokens: int = 96,
+    own_answers: int = 8,
+) -> dict[str, Any]:
+    """:func:`evaluate_policy` (``shuffled`` too) of one saved policy on the held-out split of a
+    synthetic tree: greedy, the classical segmenter, with the frame and GrabCut iterations the
+    checkpoint recorded in its ``seg_r1.json`` -- ``frame_size`` and ``classical_iterations``
+    where it records none (an SFT checkpoint records no segmenter). Returns the figures with
+    the settings used (each logged with where it came from).
+
+    Raises:
+        FileNotFoundError: ``policy`` is not a saved policy, or ``data`` has no held-out scenes.
+    """
+    from seg_r1.segmenters import build_segmenter
+
+    if not (policy / "config.json").is_file():
+        raise FileNotFoundError(f"{policy}: no config.json, not a saved policy")
+    facts = read_training_meta(policy)
+    settings = {"frame_size": frame_size, "classical_iterations": classical_iterations}
+    for key in settings:
+        if facts.get(key) is not None:
+            settings[key] = int(facts[key])
+        source = TRAINING_META if facts.get(key) is not None else "the quickstart's"
+        logger.info("scoring %s: %s %d (%s)", policy, key, settings[key], source)
+    if not (data / "Test" / "Image").is_dir():
+        raise FileNotFoundError(f"{data / 'Test' / 'Image'}: no held-out scenes")
+    images, gts = load_scenes(data, "test")
+    segmenter = build_segmenter("classical", iterations=settings["classical_iterations"])
+    result = evaluate_policy(
+        policy, images, gts, segmenter, batch_size, True, frame_size=settings["frame_size"],
+        max_new_tokens=max_new_tokens, own_answers=own_answers,
+        task="prerl" if facts.get("answer_mode") == "points" else "rl",
+    )  # fmt: skip
+    return {"policy": str(policy), "data": str(data), "n": len(images), **settings, **result}
 
 
 def main(argv: list[str] | None = None) -> str:

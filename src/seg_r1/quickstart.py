@@ -28,6 +28,8 @@ answer, and the answers depend on the image (``iou_shuffled`` falls far below).
 ``--save-steps N`` keeps checkpoints and ``--resume`` continues an interrupted run;
 ``--sft-from DIR`` reuses a trained SFT policy (experiments on the GRPO stage alone; the
 constant baseline's fit is cached in ``OUT/data/constant_fit.json`` per training split).
+``--score POLICY`` only scores a saved policy (a stage's output or a checkpoint) on OUT's
+held-out scenes, as step 5 scores the chain's own (JSON on stdout).
 """
 
 from __future__ import annotations
@@ -38,12 +40,11 @@ import json
 import logging
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from seg_r1 import grpo, sft
 from seg_r1.baselines import (
@@ -55,15 +56,16 @@ from seg_r1.baselines import (
     fit_constant_answer,
 )
 from seg_r1.callbacks import HeldOutIoU
-from seg_r1.data import load_foreground_dataset, load_image, load_mask
 from seg_r1.data.synthetic import FOREGROUND_RADIUS
 from seg_r1.data.synthetic_trees import write_foreground_dataset
 from seg_r1.learning import (
     SUMMARY_NOTES,
     evaluate_policy,
     learning_bars,
+    load_scenes,
     log_summary,
     reward_window,
+    score_checkpoint,
     write_curves,
 )
 from seg_r1.logs import setup_logging
@@ -222,17 +224,6 @@ def run_stage(
         package.setLevel(level)
 
 
-def _examples(
-    data: Path, split: str, limit: int | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``(images, masks)`` of a synthetic split (its first ``limit`` scenes): RGB ``uint8`` and
-    ``bool`` arrays."""
-
-    dataset = load_foreground_dataset("synthetic", root=data, split=split)
-    rows = [dataset[i] for i in range(min(len(dataset), limit or len(dataset)))]
-    return [np.asarray(load_image(row)) for row in rows], [load_mask(row) for row in rows]
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -332,6 +323,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=SPOTLIGHT,
         help="a soft coloured light spot on each scene's background (train and held-out)",
     )
+    parser.add_argument(
+        "--score", type=Path, metavar="POLICY", help="only score this saved policy on OUT/data's "
+        "held-out scenes as the chain scores its own (JSON on stdout)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     setup_logging(fmt="%(message)s")
     for noisy in (
@@ -344,6 +339,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     start = time.time()
     out = Path(args.out)
+    if args.score is not None:  # before anything of OUT is touched
+        result = score_checkpoint(
+            args.score, out / "data", FRAME_SIZE, CLASSICAL_ITERATIONS, args.eval_batch_size,
+            MAX_NEW_TOKENS, OWN_ANSWERS,
+        )  # fmt: skip
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return result
     if not args.resume:  # this run's own outputs: a rerun starts fresh
         for owned in ("sft", "grpo"):
             shutil.rmtree(out / owned, ignore_errors=True)
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_foreground_dataset(data, args.n_train, args.seed, FRAME_SIZE, "train", **looks)
     write_foreground_dataset(data, args.n_test, args.seed, FRAME_SIZE, "test", **looks)
 
-    test_images, test_gts = _examples(data, "test")
+    test_images, test_gts = load_scenes(data, "test")
     segmenter = build_segmenter("classical", iterations=CLASSICAL_ITERATIONS)
     clock = {"setup": time.time() - start}
 
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _stage(4, "held-out evaluation")
     tick = time.time()
     # the constant search and its train score read only the first scenes of the training split
-    train_images, train_gts = _examples(data, "train", max(SEARCH_IMAGES, SCORE_IMAGES))
+    train_images, train_gts = load_scenes(data, "train", max(SEARCH_IMAGES, SCORE_IMAGES))
     box_answer, constant_answer, train_iou = cached_constant_fit(
         data / "constant_fit.json",
         {"seed": args.seed, "n_train": args.n_train, "frame": FRAME_SIZE, **looks},
