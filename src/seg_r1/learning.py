@@ -1,9 +1,10 @@
 """The learning-proof measures of a trained policy (used by :mod:`seg_r1.quickstart`): its greedy
 held-out IoU, the same with shuffled images and with its own frequent answers as constants
-(:func:`evaluate_policy`; one saved policy on a run's scenes: :func:`score_checkpoint`), the GRPO reward at the start and end of a run (:func:`reward_window`),
-``curves.png`` (:func:`write_curves`), the bars a run must clear (:func:`learning_bars`) and a
-table of runs (:func:`seeds_table`). The constant baselines are in :mod:`seg_r1.baselines`;
-the held-out curve during training is :class:`seg_r1.callbacks.HeldOutIoU`.
+(:func:`evaluate_policy`; one saved policy on a run's scenes: :func:`score_checkpoint`), the
+GRPO reward at the start and end of a run (:func:`reward_window`), ``curves.png``
+(:func:`write_curves`), the bars a run must clear (:func:`learning_bars`) and a table of runs
+(:func:`seeds_table`). The constant baselines are in :mod:`seg_r1.baselines`; the held-out
+curve during training is :class:`seg_r1.callbacks.HeldOutIoU`.
 
     python -m seg_r1.learning runs/learning_seeds/seed*/summary.json --out table.md
 """
@@ -268,9 +269,9 @@ def score_checkpoint(
     data: Path,
     frame_size: int,
     classical_iterations: int,
-    batch_size: int = 16,
-    max_new_tokens: int = 96,
-    own_answers: int = 8,
+    batch_size: int,
+    max_new_tokens: int,
+    own_answers: int,
 ) -> dict[str, Any]:
     """:func:`evaluate_policy` (``shuffled`` too) of one saved policy on the held-out split of a
     synthetic tree: greedy, the classical segmenter, with the frame and GrabCut iterations the
@@ -288,9 +289,10 @@ def score_checkpoint(
     facts = read_training_meta(policy)
     settings = {"frame_size": frame_size, "classical_iterations": classical_iterations}
     for key in settings:
-        if facts.get(key) is not None:
-            settings[key] = int(facts[key])
-        source = TRAINING_META if facts.get(key) is not None else "the quickstart's"
+        recorded = facts.get(key)
+        if recorded is not None:
+            settings[key] = int(recorded)
+        source = TRAINING_META if recorded is not None else "the quickstart's"
         logger.info("scoring %s: %s %d (%s)", policy, key, settings[key], source)
     if not (data / "Test" / "Image").is_dir():
         raise FileNotFoundError(f"{data / 'Test' / 'Image'}: no held-out scenes")
