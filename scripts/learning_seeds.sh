@@ -5,10 +5,13 @@
 #   bash scripts/learning_seeds.sh                  # seeds 0 1 2 -> runs/learning_seeds/
 #   SEEDS="3 4" bash scripts/learning_seeds.sh      # other seeds
 #   bash scripts/learning_seeds.sh --grpo-steps 300 # extra arguments go to seg_r1.quickstart
+#   CONTROLS=1 bash scripts/learning_seeds.sh       # + seg_r1.learning_controls on each seed
 #
 # Each seed runs in OUT_DIR/seed<N> (a full quickstart, ~15-25 minutes on 2 cores); a seed whose
 # summary.json is already there is not run again, so an interrupted sweep continues where it
-# stopped. The table is written to OUT_DIR/seeds.md and printed.
+# stopped. The table is written to OUT_DIR/seeds.md and printed. With CONTROLS=1 each seed also
+# gets the two controls of seg_r1.learning_controls (more SFT at GRPO's learning rate; GRPO on
+# masks shifted by one image; ~8 minutes a seed), tabled in OUT_DIR/controls.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
@@ -26,3 +29,8 @@ for seed in $SEEDS; do
     summaries+=("$run/summary.json")
 done
 "$PY" -m seg_r1.learning "${summaries[@]}" --out "$OUT_DIR/seeds.md"
+if [ "${CONTROLS:-0}" = 1 ]; then
+    runs=()
+    for seed in $SEEDS; do runs+=("$OUT_DIR/seed$seed"); done
+    "$PY" -m seg_r1.learning_controls "${runs[@]}" --out "$OUT_DIR/controls.md"
+fi
