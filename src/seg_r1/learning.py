@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from seg_r1.baselines import answers_iou, constant_text_iou, mean_iou
 from seg_r1.callbacks import HELDOUT_IOU_KEY
 from seg_r1.data import load_foreground_dataset, load_image, load_mask
+from seg_r1.data.synthetic_trees import foreground_split_dirs
 from seg_r1.inference import SegR1Pipeline
 from seg_r1.policy import TRAINING_META, load_policy, read_training_meta
 
@@ -294,8 +295,9 @@ def score_checkpoint(
             settings[key] = int(recorded)
         source = TRAINING_META if recorded is not None else "the quickstart's"
         logger.info("scoring %s: %s %d (%s)", policy, key, settings[key], source)
-    if not (data / "Test" / "Image").is_dir():
-        raise FileNotFoundError(f"{data / 'Test' / 'Image'}: no held-out scenes")
+    test_images = foreground_split_dirs(data, "test")[0]
+    if not test_images.is_dir():
+        raise FileNotFoundError(f"{test_images}: no held-out scenes")
     images, gts = load_scenes(data, "test")
     segmenter = build_segmenter("classical", iterations=settings["classical_iterations"])
     result = evaluate_policy(

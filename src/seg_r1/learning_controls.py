@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seg_r1.data.synthetic_trees import foreground_split_dirs
 from seg_r1.learning import score_checkpoint
 from seg_r1.logs import setup_logging
 from seg_r1.quickstart import (
@@ -42,6 +43,7 @@ from seg_r1.quickstart import (
     FRAME_SIZE,
     MAX_NEW_TOKENS,
     OWN_ANSWERS,
+    RUN_QUIET_LOGGERS,
     run_stage,
 )
 
@@ -49,8 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: The controls, in the order they run: name -> the folder its policy is saved in.
 CONTROLS = {"sft_control": "sft_control", "shifted_masks": "grpo_shifted_masks"}
-#: The training split of a synthetic tree (seg_r1.data.synthetic_trees.write_foreground_dataset).
-TRAIN_IMAGES, TRAIN_MASKS = Path("Train/Image"), Path("Train/GT_Object")
 
 
 def logged_learning_rate(stage_dir: Path) -> float:
@@ -78,19 +78,21 @@ def write_shifted_masks(data: Path, out: Path) -> int:
     Raises:
         FileNotFoundError: ``data`` has no synthetic training split, or an image has no mask.
     """
-    images = sorted((data / TRAIN_IMAGES).glob("*.jpg"))
+    image_dir, mask_dir = foreground_split_dirs(data, "train")
+    images = sorted(image_dir.glob("*.jpg"))
     if len(images) < 2:
-        raise FileNotFoundError(f"{data / TRAIN_IMAGES}: fewer than 2 training images")
-    masks = [data / TRAIN_MASKS / f"{image.stem}.png" for image in images]
+        raise FileNotFoundError(f"{image_dir}: fewer than 2 training images")
+    masks = [mask_dir / f"{image.stem}.png" for image in images]
     for mask in masks:
         if not mask.is_file():
             raise FileNotFoundError(f"{mask}: the mask of a training image is missing")
     shutil.rmtree(out, ignore_errors=True)
-    for folder in (TRAIN_IMAGES, TRAIN_MASKS):
-        (out / folder).mkdir(parents=True)
+    out_images, out_masks = foreground_split_dirs(out, "train")
+    for folder in (out_images, out_masks):
+        folder.mkdir(parents=True)
     for i, image in enumerate(images):
-        pairs = ((image, out / TRAIN_IMAGES / image.name),
-                 (masks[(i + 1) % len(images)], out / TRAIN_MASKS / masks[i].name))  # fmt: skip
+        pairs = ((image, out_images / image.name),
+                 (masks[(i + 1) % len(images)], out_masks / masks[i].name))  # fmt: skip
         for source, link in pairs:
             try:
                 link.symlink_to(source.resolve())
@@ -182,9 +184,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--only", choices=sorted(CONTROLS), default=None, help="one control")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args(argv)
-    setup_logging(fmt="%(message)s")
-    for noisy in ("transformers", "datasets", "seg_r1.data", "seg_r1.segmenters"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(fmt="%(message)s", quiet=RUN_QUIET_LOGGERS)
     names = [args.only] if args.only else list(CONTROLS)
     rows = []
     for run in args.runs:

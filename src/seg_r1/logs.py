@@ -22,14 +22,16 @@ def setup_logging(
     fmt: str = DEFAULT_FORMAT,
     datefmt: str | None = None,
     hide_hf_progress: bool = False,
+    quiet: tuple[str, ...] = (),
 ) -> None:
-    """Configure the root logger (stderr) for a command; idempotent like ``basicConfig``."""
+    """Configure the root logger (stderr) for a command; idempotent like ``basicConfig``.
+    ``quiet``: more loggers to hold at WARNING besides :data:`QUIET_LOGGERS`."""
     if isinstance(level, str):
         level = level.upper()
     logging.basicConfig(
         level=level, format=fmt, datefmt=datefmt, handlers=[logging.StreamHandler(sys.stderr)]
     )
-    for name in QUIET_LOGGERS:
+    for name in (*QUIET_LOGGERS, *quiet):
         logging.getLogger(name).setLevel(logging.WARNING)
     if hide_hf_progress:
         from transformers.utils import logging as hf_logging  # heavy: only when asked

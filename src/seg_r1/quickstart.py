@@ -153,6 +153,10 @@ CURVE_EVERY = 25
 CURVE_SCENES = 16
 #: Most frequent held-out answers of the GRPO policy scored as constants (iou_best_own_answer).
 OWN_ANSWERS = 8
+#: Loggers held at WARNING by the quickstart's commands (their tables are INFO).
+RUN_QUIET_LOGGERS = (
+    "transformers", "datasets", "seg_r1.data", "seg_r1.segmenters", "seg_r1.inference",
+)  # fmt: skip
 
 
 def recipe(name: str) -> Path:
@@ -328,15 +332,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "held-out scenes as the chain scores its own (JSON on stdout)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    setup_logging(fmt="%(message)s")
-    for noisy in (
-        "transformers",
-        "datasets",
-        "seg_r1.data",
-        "seg_r1.segmenters",
-        "seg_r1.inference",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(fmt="%(message)s", quiet=RUN_QUIET_LOGGERS)
     start = time.time()
     out = Path(args.out)
     if args.score is not None:  # before anything of OUT is touched

@@ -55,6 +55,15 @@ def _prepare_folder(folder: Path, prefix: str, keep: set[str]) -> None:
             path.unlink()
 
 
+def foreground_split_dirs(root: str | Path, split: str) -> tuple[Path, Path]:
+    """``(image folder, mask folder)`` of ``split`` (``"train"`` | ``"test"``) in a synthetic
+    foreground tree: ``<root>/<Train|Test>/Image`` and ``.../GT_Object``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    base = Path(root) / split.capitalize()
+    return base / "Image", base / "GT_Object"
+
+
 def write_foreground_dataset(
     out: str | os.PathLike[str],
     n: int,
@@ -74,10 +83,8 @@ def write_foreground_dataset(
     ``GT_Object/<same>.png`` (mask 0/255). ``split``: ``"train"`` | ``"test"``.
     ``object_radius``, ``distractors`` and ``spotlight``: see :func:`seg_r1.data.synthetic.make_scene`.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    base = Path(out) / split.capitalize()
-    image_dir, gt_dir = base / "Image", base / "GT_Object"
+    image_dir, gt_dir = foreground_split_dirs(out, split)
+    base = image_dir.parent
     _prepare_folder(image_dir, "SYN-", keep=set())  # stale outputs of an earlier run go
     _prepare_folder(gt_dir, "SYN-", keep=set())
     stems: list[str] = []
