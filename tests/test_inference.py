@@ -189,3 +189,48 @@ def test_a_pipeline_without_policy_only_scores_given_answers():
     assert not other.usable and not other.mask.any()
     with pytest.raises(RuntimeError, match="no policy"):
         pipe.generate(images)
+
+
+def test_sampling_draws_as_grpo_rollouts_do(tiny_ckpts, tmp_path):
+    """``temperature``: answers sampled with TRL's GRPO rollout settings (its GRPOConfig's own
+    top_p and top_k), repeatable under one torch seed and different under another; the default
+    stays greedy; a temperature that is not positive is refused."""
+    from trl import GRPOConfig
+
+    model, processor = load_policy(tiny_ckpts.policy)
+    gen = torch.Generator().manual_seed(0)  # random weights that answer differently (above)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.ndim >= 2 and "visual" not in name:
+                weight.copy_(torch.randn(weight.shape, generator=gen) * 0.3)
+    calls = []
+    generate = model.generate
+
+    def spy(**kwargs):
+        calls.append({k: kwargs[k] for k in ("do_sample", "temperature", "top_p", "top_k")})
+        return generate(**kwargs)
+
+    model.generate = spy
+    images = _images(2)
+    rollout = GRPOConfig(output_dir=str(tmp_path), temperature=0.9, use_cpu=True, bf16=False)
+
+    def sampled(seed: int) -> list[str]:
+        pipe = SegR1Pipeline(model, processor, ClassicalSegmenter(), frame_size=TEST_FRAME,
+                             max_new_tokens=16, temperature=rollout.temperature)  # fmt: skip
+        torch.manual_seed(seed)
+        return pipe.generate(images * 3)
+
+    first, again, other = sampled(0), sampled(0), sampled(1)
+    expected = {"do_sample": True, "temperature": rollout.temperature,
+                "top_p": rollout.top_p, "top_k": rollout.top_k}  # fmt: skip
+    assert calls == [expected] * 3
+    assert first == again and first != other
+    assert len(set(first)) > 2  # the same two images, six different draws
+
+    calls.clear()
+    greedy = SegR1Pipeline(model, processor, ClassicalSegmenter(), frame_size=TEST_FRAME,
+                           max_new_tokens=16).generate(images * 2)  # fmt: skip
+    assert calls[0]["do_sample"] is False and greedy[:2] == greedy[2:]
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            SegR1Pipeline(model, processor, ClassicalSegmenter(), temperature=bad)

@@ -141,6 +141,42 @@ def test_controls_table_shows_what_is_missing():
     assert table.splitlines()[2] == "| r | 3 | 0.400 | 0.650 | 0.600 | - | +0.250 | +0.050 | - |"
 
 
+def test_sampled_measure_of_every_policy_resumes_and_is_tabled(run, monkeypatch):
+    """``--samples K``: the run's SFT, GRPO and control policies each scored once with K
+    sampled answers a scene and the run's seed (figures from a spy, distinct per policy); kept
+    in controls.json across calls, redone when K changes; the second table's margins are
+    GRPO's sampled IoU minus each other policy's."""
+    calls = []
+    figures = {"sft": 0.31, "grpo": 0.58, "sft_control": 0.47, "grpo_shifted_masks": 0.44}
+
+    def spy_score(policy, data, *args):
+        calls.append((policy, data, *args))
+        value = figures[policy.name]
+        return {"iou": value + 0.2, "iou_sampled": value, "iou_best_of_samples": value + 0.3}
+
+    monkeypatch.setattr(learning_controls, "score_checkpoint", spy_score)
+    learning_controls.run_controls(run)  # the controls exist (from the test above, or now)
+    table = learning_controls.main([str(run), "--samples", "3"])
+    fixed = (quickstart.FRAME_SIZE, quickstart.CLASSICAL_ITERATIONS, 16,
+             quickstart.MAX_NEW_TOKENS, quickstart.OWN_ANSWERS, 3, 0)  # fmt: skip
+    folders = ["sft", "grpo", "sft_control", "grpo_shifted_masks"]
+    assert calls == [(run / folder, run / "data", *fixed) for folder in folders]
+    sampled = json.loads((run / "controls.json").read_text())["sampled"]
+    assert sampled["samples"] == 3 and sampled["shifted_masks"] == {
+        "iou": 0.64, "iou_sampled": 0.44, "iou_best_of_samples": 0.74}  # fmt: skip
+
+    greedy, second = table.split("3 sampled answers a scene (temperature 1):")
+    assert greedy.splitlines()[0].startswith("| run | seed | iou_sft | iou_grpo |")
+    head, _, row = second.strip().splitlines()
+    assert head.startswith("| run | seed | iou_sampled_sft | iou_sampled_grpo |")
+    assert row == f"| {run} | 0 | 0.310 | 0.580 | 0.470 | 0.440 | +0.270 | +0.110 | +0.140 |"
+
+    calls.clear()
+    assert learning_controls.main([str(run), "--samples", "3"]) == table and calls == []
+    learning_controls.main([str(run), "--samples", "2"])
+    assert len(calls) == 4
+
+
 def test_learning_seeds_script_runs_the_controls_when_asked(tmp_path):
     """scripts/learning_seeds.sh with a stand-in Python that logs its arguments: a seed whose
     summary.json exists is kept, the others run; CONTROLS=1 adds the controls of every seed."""

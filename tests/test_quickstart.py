@@ -227,6 +227,64 @@ def test_constant_fit_is_cached_per_training_split(tmp_path):
     assert len(calls) == 2 and other[1] == "<bbox>[1,2,3,6]</bbox>"
 
 
+def test_sampled_answers_are_grouped_by_scene(tiny_ckpts, tmp_path_factory, monkeypatch):
+    """evaluate_policy(samples=k): k answers drawn for each held-out scene, each scored on ITS
+    scene; iou_sampled is their mean and iou_best_of_samples the mean of each scene's best.
+    Generation is replaced by a script (greedy: one answer; sampled: three answers in turn, in
+    draw order), and every expected IoU is recomputed with the segmenter called directly."""
+    import torch
+    from test_eval_support import scripted_policy_dir
+
+    from seg_r1.data.synthetic_trees import write_foreground_dataset
+    from seg_r1.inference import SegR1Pipeline
+    from seg_r1.segmenters import build_segmenter
+
+    boxes = [[16, 20, 112, 108], [40, 40, 90, 90], [0, 0, 60, 60]]
+    points = [[64, 64], [64, 64], [30, 30]]
+    answers = [
+        "<think> x </think> <bbox>[{},{},{},{}]</bbox>, <points>[[{},{}]]</points>, "
+        "<labels>[1]</labels>".format(*box, *point)
+        for box, point in zip(boxes, points)
+    ]
+    drawn, temperatures = [], []
+
+    def scripted_generation(self, frames, queries, query_types):
+        temperatures.append(self.temperature)
+        if self.temperature is None:
+            return [answers[0]] * len(frames)
+        out = [answers[(len(drawn) + j) % 3] for j in range(len(frames))]
+        drawn.extend(out)
+        return out
+
+    monkeypatch.setattr(SegR1Pipeline, "_generate_batch", scripted_generation)
+    root = tmp_path_factory.mktemp("sampled")
+    write_foreground_dataset(root, 3, 2, 128, "test", camouflage_ratio=0.0)
+    images, gts = learning.load_scenes(root, "test")
+    segmenter = build_segmenter("classical", iterations=1)
+    seeded = []
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded.append(seed))
+    result = learning.evaluate_policy(
+        scripted_policy_dir(tiny_ckpts, tmp_path_factory), images, gts, segmenter, 4,
+        frame_size=128, samples=2, temperature=0.8, sample_seed=5,
+    )  # fmt: skip
+
+    def iou(i, a):
+        segmenter.set_image(images[i])
+        mask = segmenter.predict(np.array(boxes[a], float), np.array([points[a]]), np.array([1]))
+        return np.count_nonzero(mask & gts[i]) / np.count_nonzero(mask | gts[i])
+
+    table = np.array([[iou(i, (2 * i + j) % 3) for j in range(2)] for i in range(3)])
+    assert len(drawn) == 6 and seeded == [5] and set(temperatures) == {None, 0.8}
+    assert np.ptp(table) > 0.05  # the three answers score differently
+    assert result["iou"] == pytest.approx(np.mean([iou(i, 0) for i in range(3)]), abs=1e-9)
+    assert result["iou_sampled"] == pytest.approx(table.mean(), abs=1e-9)
+    assert result["iou_best_of_samples"] == pytest.approx(table.max(axis=1).mean(), abs=1e-9)
+    assert (result["samples"], result["temperature"]) == (2, 0.8)
+    assert "iou_sampled" not in learning.evaluate_policy(
+        scripted_policy_dir(tiny_ckpts, tmp_path_factory), images, gts, segmenter, 4, frame_size=128
+    )
+
+
 def test_score_one_checkpoint_from_the_command_line(tiny_ckpts, tmp_path_factory, capsys):
     """``python -m seg_r1.quickstart --out OUT --score POLICY``: the scripted policy gives one
     answer to every image, so its IoU is that answer's IoU, recomputed here with the segmenter
@@ -269,6 +327,13 @@ def test_score_one_checkpoint_from_the_command_line(tiny_ckpts, tmp_path_factory
     assert result["iou_shuffled"] == pytest.approx(expected, abs=1e-9)
     assert result["iou_best_own_answer"] == pytest.approx(expected, abs=1e-9)
     assert result["distinct_answers"] == 1 and result["format_ok"] == 1.0
+    assert "iou_sampled" not in result
+    # sampled answers (GRPO's rollout settings): the scripted policy still gives its one answer
+    sampled = quickstart.main([*argv, str(policy), "--samples", "2"])
+    assert sampled["iou_sampled"] == pytest.approx(expected, abs=1e-9)
+    assert sampled["iou_best_of_samples"] == pytest.approx(expected, abs=1e-9)
+    assert (sampled["samples"], sampled["temperature"]) == (2, 1.0)
+    capsys.readouterr()
 
     (policy / "seg_r1.json").unlink()  # an SFT checkpoint records no segmenter: the chain's
     again = quickstart.main([*argv, str(policy)])

@@ -120,6 +120,10 @@ class SegR1Pipeline:
         repetition_penalty: 1.0 = plain greedy decoding. (Qwen2.5-VL's shipped
             ``generation_config`` has 1.05, which a bare ``generate(do_sample=False)`` applies;
             pass 1.05 to reproduce such a run.)
+        temperature: ``None`` (default) decodes greedily; a positive value samples instead,
+            with GRPO's rollout settings otherwise (``top_p`` 1, ``top_k`` 0: TRL's defaults),
+            to score the policy that the training stage sampled (seed torch beforehand for
+            repeatable draws). The evaluation scripts never set it.
         min_pixels, max_pixels: optional processor pixel bounds (see :func:`load_policy`).
         answer_rule: which imperfect answers still give a mask
             (:data:`seg_r1.segmenters.ANSWER_RULES`): ``"fallback"`` (default: the official
@@ -145,10 +149,14 @@ class SegR1Pipeline:
         max_pixels: int | None = None,
         answer_rule: str = DEFAULT_EVAL_ANSWER_RULE,
         coordinates: str = "frame",
+        temperature: float | None = None,
     ) -> None:
         spec = get_task(task)
         if batch_size < 1 or max_new_tokens < 1 or frame_size < 1:
             raise ValueError("batch_size, max_new_tokens and frame_size must be positive")
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature must be positive (or None: greedy), got {temperature}")
+        self.temperature = None if temperature is None else float(temperature)
         self.model = model
         self.processor = processor
         self.segmenter = segmenter
@@ -232,15 +240,17 @@ class SegR1Pipeline:
         ]
         inputs = self.processor(text=texts, images=pils, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device)
+        decoding: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None,
+                                    "top_k": None}  # fmt: skip
+        if self.temperature is not None:  # GRPO's rollouts: TRL's top_p 1 and top_k 0
+            decoding = {"do_sample": True, "temperature": self.temperature, "top_p": 1.0,
+                        "top_k": 0}  # fmt: skip
         generated = self.model.generate(
             **inputs,
             max_new_tokens=self.max_new_tokens,
-            do_sample=False,
             num_beams=1,
             repetition_penalty=self.repetition_penalty,
-            temperature=None,
-            top_p=None,
-            top_k=None,
+            **decoding,
         )
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from seg_r1.baselines import answers_iou, constant_text_iou, mean_iou
@@ -28,6 +29,7 @@ from seg_r1.callbacks import HELDOUT_IOU_KEY
 from seg_r1.data import load_foreground_dataset, load_image, load_mask
 from seg_r1.data.synthetic_trees import foreground_split_dirs
 from seg_r1.inference import SegR1Pipeline
+from seg_r1.metrics.iou import mask_iou
 from seg_r1.policy import TRAINING_META, load_policy, read_training_meta
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ def evaluate_policy(
     max_new_tokens: int = 96,
     own_answers: int = 8,
     task: str = "rl",
+    samples: int = 0,
+    temperature: float = 1.0,
+    sample_seed: int = 0,
 ) -> dict[str, Any]:
     """Greedy answers of a trained policy on the held-out images through
     :class:`seg_r1.inference.SegR1Pipeline` (the prompt and grammar of ``task``: ``"rl"`` or
@@ -64,20 +69,22 @@ def evaluate_policy(
     and its answer is segmented on image ``i`` against ground truth ``i`` (``iou_shuffled``):
     a policy that reads the image drops far below its ``iou``; one that writes
     image-independent answers does not. And the best of its most frequent answers given as a
-    constant to every image (``iou_best_own_answer``)."""
+    constant to every image (``iou_best_own_answer``).
+
+    With ``samples`` = k > 0, also the policy that training *samples* (GRPO optimises the
+    reward of sampled answers, not of the greedy one): k answers a scene drawn at
+    ``temperature`` (GRPO's rollout settings, torch seeded with ``sample_seed``), their mean
+    IoU (``iou_sampled``: what the rollout IoU measures, on held-out scenes) and the mean over
+    scenes of the best of the k (``iou_best_of_samples``)."""
 
     model, processor = load_policy(model_dir, device="cpu", dtype="float32")
-    pipeline = SegR1Pipeline(
-        model,
-        processor,
-        segmenter,
-        frame_size=frame_size,
-        task=task,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-    )
 
-    def predict(inputs: Sequence[np.ndarray], desc: str) -> list[Any]:
+    def predict(inputs: Sequence[np.ndarray], desc: str, sampled: bool = False) -> list[Any]:
+        pipeline = SegR1Pipeline(
+            model, processor, segmenter, frame_size=frame_size, task=task,
+            max_new_tokens=max_new_tokens, batch_size=batch_size,
+            temperature=temperature if sampled else None,
+        )  # fmt: skip
         predictions = []
         for start in tqdm(range(0, len(inputs), batch_size), desc=desc, leave=False):
             predictions += pipeline.predict(inputs[start : start + batch_size])
@@ -106,6 +113,15 @@ def evaluate_policy(
         result["iou_best_own_answer"] = max(
             constant_text_iou(text, images, gts, segmenter, frame_size, task) for text in common
         )
+    if samples > 0:
+        torch.manual_seed(sample_seed)
+        repeated = [image for image in images for _ in range(samples)]
+        drawn = predict(repeated, f"sample {model_dir.name} x{samples}", sampled=True)
+        ious = np.array([mask_iou(p.mask, gts[k // samples]) for k, p in enumerate(drawn)])
+        ious = ious.reshape(len(images), samples)  # row i: the k answers about image i
+        result["iou_sampled"] = float(ious.mean())
+        result["iou_best_of_samples"] = float(ious.max(axis=1).mean())
+        result.update(samples=samples, temperature=temperature)
     return result
 
 
@@ -273,8 +289,11 @@ def score_checkpoint(
     batch_size: int,
     max_new_tokens: int,
     own_answers: int,
+    samples: int = 0,
+    sample_seed: int = 0,
 ) -> dict[str, Any]:
-    """:func:`evaluate_policy` (``shuffled`` too) of one saved policy on the held-out split of a
+    """:func:`evaluate_policy` (``shuffled`` too; ``samples`` sampled answers a scene at
+    temperature 1, torch seeded with ``sample_seed``) of one saved policy on the held-out split of a
     synthetic tree: greedy, the classical segmenter, with the frame and GrabCut iterations the
     checkpoint recorded in its ``seg_r1.json`` -- ``frame_size`` and ``classical_iterations``
     where it records none (an SFT checkpoint records no segmenter). Returns the figures with
@@ -304,6 +323,7 @@ def score_checkpoint(
         policy, images, gts, segmenter, batch_size, True, frame_size=settings["frame_size"],
         max_new_tokens=max_new_tokens, own_answers=own_answers,
         task="prerl" if facts.get("answer_mode") == "points" else "rl",
+        samples=samples, sample_seed=sample_seed,
     )  # fmt: skip
     return {"policy": str(policy), "data": str(data), "n": len(images), **settings, **result}
 

@@ -2,6 +2,7 @@
 
     python -m seg_r1.learning_controls runs/quickstart             # both controls, one run
     python -m seg_r1.learning_controls runs/learning_seeds/seed{0,1,2} --out controls.md
+    python -m seg_r1.learning_controls runs/quickstart --samples 8  # + the sampled policies
 
 GRPO's gain over the SFT policy (``iou_grpo - iou_sft`` in ``summary.json``) mixes what the
 rewards teach with what any further training at GRPO's small learning rate gives a policy whose
@@ -20,6 +21,11 @@ GRPO carries learning of its own when it ends clearly above both. Each run folde
 ``controls.json`` (written after each control; a control already in it is not run again) and
 its control policies in ``sft_control/`` and ``grpo_shifted_masks/``; a Markdown table with a
 row per run is printed (and written with ``--out``). About 2 + 6 minutes a run on 2 cores.
+
+GRPO optimises the reward of *sampled* answers; the chain scores greedy ones. ``--samples K``
+also scores each policy of a run on K answers a held-out scene drawn as GRPO's rollouts are
+(:func:`run_sampled`; ``"sampled"`` in ``controls.json``) and prints a second table of those:
+what the training changed in the policy it sampled, beside what it changed in the greedy answer.
 """
 
 from __future__ import annotations
@@ -111,13 +117,20 @@ def _read_run(run: Path) -> dict[str, Any]:
     return summary
 
 
+def policy_dirs(run: Path, summary: dict[str, Any]) -> dict[str, Path]:
+    """The folders of a run's policies: its SFT policy (its ``sft/``, or the ``--sft-from`` it
+    reused), its GRPO policy and each control's (which may not exist yet)."""
+    sft = Path(summary["sft_from"]) if summary.get("sft_from") else run / "sft"
+    return {"sft": sft, "grpo": run / "grpo", **{n: run / d for n, d in CONTROLS.items()}}
+
+
 def run_control(run: Path, name: str, batch_size: int = 16) -> dict[str, Any]:
     """Train and score control ``name`` (a key of :data:`CONTROLS`) of the finished quickstart
     run in ``run``; returns its scores with its settings and seconds."""
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r}: one of {sorted(CONTROLS)}")
     summary = _read_run(run)
-    sft_dir = Path(summary["sft_from"]) if summary.get("sft_from") else run / "sft"
+    sft_dir = policy_dirs(run, summary)["sft"]
     steps, seed, data = int(summary["steps"]), int(summary["seed"]), run / "data"
     policy = run / CONTROLS[name]
     tick = time.time()
@@ -158,20 +171,56 @@ def run_controls(run: Path, names: Sequence[str] = tuple(CONTROLS)) -> dict[str,
     return done
 
 
-def controls_table(runs: Sequence[tuple[Path, dict[str, Any], dict[str, Any]]]) -> str:
+def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]:
+    """The sampled measure (:func:`seg_r1.learning.evaluate_policy`: ``samples`` answers a
+    held-out scene at temperature 1, the run's seed) of each of the run's policies that exists:
+    SFT, GRPO and the controls, in ``run/controls.json`` under ``"sampled"`` (written after each
+    policy; those already scored with as many samples are kept). Returns the file's content."""
+    path = run / "controls.json"
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    sampled = done.get("sampled", {})
+    if sampled.get("samples") != samples:
+        sampled = {"samples": samples}
+    summary = _read_run(run)
+    for name, policy in policy_dirs(run, summary).items():
+        if name in sampled or not (policy / "config.json").is_file():
+            continue
+        scores = score_checkpoint(policy, run / "data", FRAME_SIZE, CLASSICAL_ITERATIONS,
+                                  batch_size, MAX_NEW_TOKENS, OWN_ANSWERS, samples,
+                                  int(summary["seed"]))  # fmt: skip
+        keys = ("iou", "iou_sampled", "iou_best_of_samples")
+        sampled[name] = {key: round(scores[key], 4) for key in keys}
+        done["sampled"] = sampled
+        path.write_text(json.dumps(done, indent=2) + "\n")
+    return done
+
+
+def _ious(summary: dict[str, Any], controls: dict[str, Any], sampled: bool) -> list[Any]:
+    """SFT, GRPO and control IoUs of a run (``None`` where not measured): greedy, or with
+    ``sampled`` the mean IoU of the sampled answers."""
+    if sampled:
+        got = controls.get("sampled", {})
+        return [got[n]["iou_sampled"] if n in got else None for n in ("sft", "grpo", *CONTROLS)]
+    ious = [summary["iou_sft"], summary["iou_grpo"]]
+    return ious + [controls[n]["iou"] if n in controls else None for n in CONTROLS]
+
+
+def controls_table(
+    runs: Sequence[tuple[Path, dict[str, Any], dict[str, Any]]], sampled: bool = False
+) -> str:
     """A Markdown table of ``(run folder, summary, controls)``: the SFT, GRPO and control IoUs
-    and GRPO's margin over the SFT policy and over each control."""
-    head = ["run", "seed", "iou_sft", "iou_grpo", "iou_sft_control", "iou_shifted_masks",
+    and GRPO's margin over the SFT policy and over each control; greedy answers, or with
+    ``sampled`` the sampled ones (:func:`run_sampled`)."""
+    prefix = "iou_sampled_" if sampled else "iou_"
+    head = ["run", "seed", *(prefix + n for n in ("sft", "grpo", *CONTROLS)),
             "grpo − sft", "grpo − sft_control", "grpo − shifted_masks"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run, summary, controls in runs:
-        grpo = float(summary["iou_grpo"])
-        ious = [float(summary["iou_sft"])] + [
-            float(controls[name]["iou"]) if name in controls else None for name in CONTROLS
-        ]
-        cells = [str(run), str(summary["seed"]), f"{ious[0]:.3f}", f"{grpo:.3f}"]
-        cells += ["-" if iou is None else f"{iou:.3f}" for iou in ious[1:]]
-        cells += ["-" if iou is None else f"{grpo - iou:+.3f}" for iou in ious]
+        sft, grpo, *rest = _ious(summary, controls, sampled)
+        others = [sft, *rest]
+        cells = [str(run), str(summary["seed"])]
+        cells += ["-" if iou is None else f"{float(iou):.3f}" for iou in (sft, grpo, *rest)]
+        cells += ["-" if None in (iou, grpo) else f"{grpo - iou:+.3f}" for iou in others]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -183,13 +232,22 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("runs", nargs="+", type=Path, help="finished quickstart run folders")
     parser.add_argument("--only", choices=sorted(CONTROLS), default=None, help="one control")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--samples", type=int, default=0, metavar="K", help="also score every "
+                        "policy of each run on K answers a scene sampled as GRPO samples them, "
+                        "in a second table (about 1 minute a policy for K = 8)")  # fmt: skip
     args = parser.parse_args(argv)
     setup_logging(fmt="%(message)s", quiet=RUN_QUIET_LOGGERS)
     names = [args.only] if args.only else list(CONTROLS)
     rows = []
     for run in args.runs:
-        rows.append((run, _read_run(run), run_controls(run, names)))
+        controls = run_controls(run, names)
+        if args.samples > 0:
+            controls = run_sampled(run, args.samples)
+        rows.append((run, _read_run(run), controls))
     table = controls_table(rows)
+    if args.samples > 0:
+        table += f"\n{args.samples} sampled answers a scene (temperature 1):\n\n"
+        table += controls_table(rows, sampled=True)
     if args.out:
         args.out.write_text(table)
     sys.stdout.write(table)

@@ -29,7 +29,8 @@ answer, and the answers depend on the image (``iou_shuffled`` falls far below).
 ``--sft-from DIR`` reuses a trained SFT policy (experiments on the GRPO stage alone; the
 constant baseline's fit is cached in ``OUT/data/constant_fit.json`` per training split).
 ``--score POLICY`` only scores a saved policy (a stage's output or a checkpoint) on OUT's
-held-out scenes, as step 5 scores the chain's own (JSON on stdout).
+held-out scenes, as step 5 scores the chain's own (JSON on stdout); with ``--samples K`` also
+the policy GRPO samples (K answers a scene, ``--seed`` for the draws).
 """
 
 from __future__ import annotations
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--score", type=Path, metavar="POLICY", help="only score this saved policy on OUT/data's "
         "held-out scenes as the chain scores its own (JSON on stdout)",
     )  # fmt: skip
+    parser.add_argument("--samples", type=int, default=0, metavar="K", help="with --score: also "
+                        "K answers a scene sampled as GRPO samples them (iou_sampled)")  # fmt: skip
     args = parser.parse_args(argv)
     setup_logging(fmt="%(message)s", quiet=RUN_QUIET_LOGGERS)
     start = time.time()
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.score is not None:  # before anything of OUT is touched
         result = score_checkpoint(
             args.score, out / "data", FRAME_SIZE, CLASSICAL_ITERATIONS, args.eval_batch_size,
-            MAX_NEW_TOKENS, OWN_ANSWERS,
+            MAX_NEW_TOKENS, OWN_ANSWERS, args.samples, args.seed,
         )  # fmt: skip
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return result
