@@ -29,7 +29,8 @@ def run(tiny_ckpts, tmp_path_factory):
     quickstart.run_stage("sft", tiny_ckpts.policy, data, root / "sft", 2, 0, extra=SFT_ARGS.split())
     quickstart.run_stage("grpo", root / "sft", data, root / "grpo", 2, 0, extra=GRPO_ARGS.split())
     summary = {"seed": 0, "steps": 2, "sft_from": None, "sft_args": SFT_ARGS,
-               "grpo_args": GRPO_ARGS, "iou_sft": 0.25, "iou_grpo": 0.5}  # fmt: skip
+               "grpo_args": GRPO_ARGS, "iou_sft": 0.25, "iou_grpo": 0.5,
+               "iou_shuffled": 0.125}  # fmt: skip
     (root / "summary.json").write_text(json.dumps(summary))
     return root
 
@@ -106,8 +107,9 @@ def test_controls_train_from_the_run_and_score_on_its_held_out_scenes(run, monke
     # the table: GRPO's margins over SFT and each control, from the figures above
     row = table.splitlines()[2].split(" | ")
     a, b = controls["sft_control"]["iou"], controls["shifted_masks"]["iou"]
-    assert row[0] == f"| {run}" and row[2:5] == ["0.250", "0.500", f"{a:.3f}"]
-    assert row[6:8] == ["+0.250", f"{0.5 - a:+.3f}"] and row[8].startswith(f"{0.5 - b:+.3f}")
+    assert row[0] == f"| {run}" and row[2:6] == ["0.250", "0.500", "0.125", f"{a:.3f}"]
+    assert row[6] == f"{b:.3f}" and row[7:9] == ["+0.250", f"{0.5 - a:+.3f}"]
+    assert row[9].startswith(f"{0.5 - b:+.3f}")
     assert (run / "table.md").read_text() == table
 
     # a second call keeps what is done (no retraining)
@@ -138,7 +140,9 @@ def test_bad_runs_are_refused_with_their_path(run, tmp_path):
 def test_controls_table_shows_what_is_missing():
     summary = {"seed": 3, "iou_sft": 0.4, "iou_grpo": 0.65}
     table = learning_controls.controls_table([("r", summary, {"sft_control": {"iou": 0.6}})])
-    assert table.splitlines()[2] == "| r | 3 | 0.400 | 0.650 | 0.600 | - | +0.250 | +0.050 | - |"
+    assert (
+        table.splitlines()[2] == "| r | 3 | 0.400 | 0.650 | - | 0.600 | - | +0.250 | +0.050 | - |"
+    )
 
 
 def test_sampled_measure_of_every_policy_resumes_and_is_tabled(run, monkeypatch):
@@ -152,7 +156,12 @@ def test_sampled_measure_of_every_policy_resumes_and_is_tabled(run, monkeypatch)
     def spy_score(policy, data, *args):
         calls.append((policy, data, *args))
         value = figures[policy.name]
-        return {"iou": value + 0.2, "iou_sampled": value, "iou_best_of_samples": value + 0.3}
+        return {
+            "iou": value + 0.2,
+            "iou_sampled": value,
+            "iou_best_of_samples": value + 0.3,
+            "iou_sampled_shuffled": value - 0.2,
+        }
 
     monkeypatch.setattr(learning_controls, "score_checkpoint", spy_score)
     learning_controls.run_controls(run)  # the controls exist (from the test above, or now)
@@ -163,18 +172,26 @@ def test_sampled_measure_of_every_policy_resumes_and_is_tabled(run, monkeypatch)
     assert calls == [(run / folder, run / "data", *fixed) for folder in folders]
     sampled = json.loads((run / "controls.json").read_text())["sampled"]
     assert sampled["samples"] == 3 and sampled["shifted_masks"] == {
-        "iou": 0.64, "iou_sampled": 0.44, "iou_best_of_samples": 0.74}  # fmt: skip
+        "iou": 0.64, "iou_sampled": 0.44, "iou_best_of_samples": 0.74,
+        "iou_sampled_shuffled": 0.24}  # fmt: skip
 
     greedy, second = table.split("3 sampled answers a scene (temperature 1):")
-    assert greedy.splitlines()[0].startswith("| run | seed | iou_sft | iou_grpo |")
+    assert greedy.splitlines()[0].startswith("| run | seed | iou_sft | iou_grpo | iou_grpo_shuf")
     head, _, row = second.strip().splitlines()
-    assert head.startswith("| run | seed | iou_sampled_sft | iou_sampled_grpo |")
-    assert row == f"| {run} | 0 | 0.310 | 0.580 | 0.470 | 0.440 | +0.270 | +0.110 | +0.140 |"
+    assert head.startswith("| run | seed | iou_sampled_sft | iou_sampled_grpo | iou_sampled_grpo_")
+    assert row == (f"| {run} | 0 | 0.310 | 0.580 | 0.380 | 0.470 | 0.440 | +0.270 | +0.110 "
+                   "| +0.140 |")  # fmt: skip
 
     calls.clear()
     assert learning_controls.main([str(run), "--samples", "3"]) == table and calls == []
     learning_controls.main([str(run), "--samples", "2"])
     assert len(calls) == 4
+    # figures stored before the shuffled measure existed are scored again
+    stored = json.loads((run / "controls.json").read_text())
+    del stored["sampled"]["grpo"]["iou_sampled_shuffled"]
+    (run / "controls.json").write_text(json.dumps(stored))
+    learning_controls.main([str(run), "--samples", "2"])
+    assert len(calls) == 8
 
 
 def test_learning_seeds_script_runs_the_controls_when_asked(tmp_path):

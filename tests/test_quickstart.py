@@ -264,7 +264,7 @@ def test_sampled_answers_are_grouped_by_scene(tiny_ckpts, tmp_path_factory, monk
     seeded = []
     monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded.append(seed))
     result = learning.evaluate_policy(
-        scripted_policy_dir(tiny_ckpts, tmp_path_factory), images, gts, segmenter, 4,
+        scripted_policy_dir(tiny_ckpts, tmp_path_factory), images, gts, segmenter, 4, True,
         frame_size=128, samples=2, temperature=0.8, sample_seed=5,
     )  # fmt: skip
 
@@ -274,11 +274,17 @@ def test_sampled_answers_are_grouped_by_scene(tiny_ckpts, tmp_path_factory, monk
         return np.count_nonzero(mask & gts[i]) / np.count_nonzero(mask | gts[i])
 
     table = np.array([[iou(i, (2 * i + j) % 3) for j in range(2)] for i in range(3)])
-    assert len(drawn) == 6 and seeded == [5] and set(temperatures) == {None, 0.8}
+    # shuffled: the j-th answer drawn about scene i + 1, segmented on scene i
+    moved = np.array([[iou(i, (2 * ((i + 1) % 3) + j) % 3) for j in range(2)] for i in range(3)])
+    assert len(drawn) == 6 and seeded == [
+        5
+    ]  # the greedy shuffled pass draws nothing and set(temperatures) == {None, 0.8}
     assert np.ptp(table) > 0.05  # the three answers score differently
     assert result["iou"] == pytest.approx(np.mean([iou(i, 0) for i in range(3)]), abs=1e-9)
     assert result["iou_sampled"] == pytest.approx(table.mean(), abs=1e-9)
     assert result["iou_best_of_samples"] == pytest.approx(table.max(axis=1).mean(), abs=1e-9)
+    assert result["iou_sampled_shuffled"] == pytest.approx(moved.mean(), abs=1e-9)
+    assert not np.allclose(moved.mean(), table.mean())
     assert (result["samples"], result["temperature"]) == (2, 0.8)
     assert "iou_sampled" not in learning.evaluate_policy(
         scripted_policy_dir(tiny_ckpts, tmp_path_factory), images, gts, segmenter, 4, frame_size=128

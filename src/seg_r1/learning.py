@@ -75,7 +75,8 @@ def evaluate_policy(
     reward of sampled answers, not of the greedy one): k answers a scene drawn at
     ``temperature`` (GRPO's rollout settings, torch seeded with ``sample_seed``), their mean
     IoU (``iou_sampled``: what the rollout IoU measures, on held-out scenes) and the mean over
-    scenes of the best of the k (``iou_best_of_samples``)."""
+    scenes of the best of the k (``iou_best_of_samples``); with ``shuffled`` too, the k answers
+    about image ``i + 1`` segmented on image ``i`` (``iou_sampled_shuffled``)."""
 
     model, processor = load_policy(model_dir, device="cpu", dtype="float32")
 
@@ -121,6 +122,12 @@ def evaluate_policy(
         ious = ious.reshape(len(images), samples)  # row i: the k answers about image i
         result["iou_sampled"] = float(ious.mean())
         result["iou_best_of_samples"] = float(ious.max(axis=1).mean())
+        if shuffled:  # the k answers about image i + 1, segmented on image i
+            about_next = [p.completion for p in drawn[samples:] + drawn[:samples]]
+            repeated_gts = [gt for gt in gts for _ in range(samples)]
+            result["iou_sampled_shuffled"] = answers_iou(
+                about_next, repeated, repeated_gts, segmenter, frame_size, task
+            )
         result.update(samples=samples, temperature=temperature)
     return result
 

@@ -179,7 +179,9 @@ def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]
     path = run / "controls.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
     sampled = done.get("sampled", {})
-    if sampled.get("samples") != samples:
+    if sampled.get("samples") != samples or any(  # other K, or scored before the shuffled key
+        "iou_sampled_shuffled" not in entry for entry in sampled.values() if isinstance(entry, dict)
+    ):
         sampled = {"samples": samples}
     summary = _read_run(run)
     for name, policy in policy_dirs(run, summary).items():
@@ -188,7 +190,7 @@ def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]
         scores = score_checkpoint(policy, run / "data", FRAME_SIZE, CLASSICAL_ITERATIONS,
                                   batch_size, MAX_NEW_TOKENS, OWN_ANSWERS, samples,
                                   int(summary["seed"]))  # fmt: skip
-        keys = ("iou", "iou_sampled", "iou_best_of_samples")
+        keys = ("iou", "iou_sampled", "iou_best_of_samples", "iou_sampled_shuffled")
         sampled[name] = {key: round(scores[key], 4) for key in keys}
         done["sampled"] = sampled
         path.write_text(json.dumps(done, indent=2) + "\n")
@@ -196,30 +198,35 @@ def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]
 
 
 def _ious(summary: dict[str, Any], controls: dict[str, Any], sampled: bool) -> list[Any]:
-    """SFT, GRPO and control IoUs of a run (``None`` where not measured): greedy, or with
-    ``sampled`` the mean IoU of the sampled answers."""
+    """SFT, GRPO, GRPO on shuffled images and control IoUs of a run (``None`` where not
+    measured): greedy, or with ``sampled`` those of the sampled answers."""
     if sampled:
         got = controls.get("sampled", {})
-        return [got[n]["iou_sampled"] if n in got else None for n in ("sft", "grpo", *CONTROLS)]
-    ious = [summary["iou_sft"], summary["iou_grpo"]]
+        ious = [got[n]["iou_sampled"] if n in got else None for n in ("sft", "grpo")]
+        ious.append(got["grpo"].get("iou_sampled_shuffled") if "grpo" in got else None)
+        return ious + [got[n]["iou_sampled"] if n in got else None for n in CONTROLS]
+    ious = [summary["iou_sft"], summary["iou_grpo"], summary.get("iou_shuffled")]
     return ious + [controls[n]["iou"] if n in controls else None for n in CONTROLS]
 
 
 def controls_table(
     runs: Sequence[tuple[Path, dict[str, Any], dict[str, Any]]], sampled: bool = False
 ) -> str:
-    """A Markdown table of ``(run folder, summary, controls)``: the SFT, GRPO and control IoUs
-    and GRPO's margin over the SFT policy and over each control; greedy answers, or with
+    """A Markdown table of ``(run folder, summary, controls)``: the SFT, GRPO and control IoUs,
+    GRPO's on shuffled images (its answer about image i + 1 segmented on image i: low when the
+    answers depend on the image) and GRPO's margin over the SFT policy and over each control;
+    greedy answers, or with
     ``sampled`` the sampled ones (:func:`run_sampled`)."""
     prefix = "iou_sampled_" if sampled else "iou_"
-    head = ["run", "seed", *(prefix + n for n in ("sft", "grpo", *CONTROLS)),
+    names = ("sft", "grpo", "grpo_shuffled", *CONTROLS)
+    head = ["run", "seed", *(prefix + n for n in names),
             "grpo − sft", "grpo − sft_control", "grpo − shifted_masks"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run, summary, controls in runs:
-        sft, grpo, *rest = _ious(summary, controls, sampled)
+        sft, grpo, shuffled, *rest = _ious(summary, controls, sampled)
         others = [sft, *rest]
         cells = [str(run), str(summary["seed"])]
-        cells += ["-" if iou is None else f"{float(iou):.3f}" for iou in (sft, grpo, *rest)]
+        cells += ["-" if v is None else f"{float(v):.3f}" for v in (sft, grpo, shuffled, *rest)]
         cells += ["-" if None in (iou, grpo) else f"{grpo - iou:+.3f}" for iou in others]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
