@@ -351,3 +351,7 @@ def test_score_one_checkpoint_from_the_command_line(tiny_ckpts, tmp_path_factory
         quickstart.main([*argv, str(root / "nothing")])
     with pytest.raises(FileNotFoundError, match="no held-out scenes"):
         quickstart.main(["--out", str(root / "empty"), "--score", str(policy)])
+    with pytest.raises(SystemExit):  # --samples without --score: refused before any work
+        quickstart.main(["--out", str(root / "nothing"), "--samples", "2"])
+    assert "--samples scores a policy given with --score" in capsys.readouterr().err
+    assert not (root / "nothing").exists()

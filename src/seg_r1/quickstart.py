@@ -328,13 +328,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=SPOTLIGHT,
         help="a soft coloured light spot on each scene's background (train and held-out)",
     )
-    parser.add_argument(
-        "--score", type=Path, metavar="POLICY", help="only score this saved policy on OUT/data's "
-        "held-out scenes as the chain scores its own (JSON on stdout)",
-    )  # fmt: skip
+    parser.add_argument("--score", type=Path, metavar="POLICY", help="only score this saved "
+                        "policy on OUT/data's held-out scenes as the chain scores its own")  # fmt: skip
     parser.add_argument("--samples", type=int, default=0, metavar="K", help="with --score: also "
                         "K answers a scene sampled as GRPO samples them (iou_sampled)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.samples and args.score is None:
+        parser.error("--samples scores a policy given with --score")
     setup_logging(fmt="%(message)s", quiet=RUN_QUIET_LOGGERS)
     start = time.time()
     out = Path(args.out)
