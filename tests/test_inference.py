@@ -39,6 +39,18 @@ def _images(n: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, (40 + 7 * i, 64 - 5 * i, 3), dtype=np.uint8) for i in range(n)]
 
 
+def _answering_differently(tiny_ckpts):
+    """The tiny policy with larger random weights. Its own weights answer "\n" forever; these make
+    every answer different, so comparisons of answers mean something."""
+    model, processor = load_policy(tiny_ckpts.policy)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.ndim >= 2 and "visual" not in name:
+                weight.copy_(torch.randn(weight.shape, generator=gen) * 0.3)
+    return model, processor
+
+
 def test_load_policy_defaults_on_cpu(tiny_policy):
     model, processor = tiny_policy
     assert processor.tokenizer.padding_side == "left"
@@ -72,14 +84,7 @@ def test_pixel_bounds_are_explicit_config(tiny_ckpts):
 def test_left_padded_batch_equals_one_at_a_time(tiny_ckpts):
     """Greedy answers do not depend on batching: prompts of different lengths (queries) and
     images of different sizes, padded on the left, give the one-at-a-time tokens."""
-    model, processor = load_policy(tiny_ckpts.policy)
-    # The tiny policy's random weights answer "\n" forever; larger random weights make every
-    # answer different, so the comparison means something.
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if weight.ndim >= 2 and "visual" not in name:
-                weight.copy_(torch.randn(weight.shape, generator=gen) * 0.3)
+    model, processor = _answering_differently(tiny_ckpts)
     images = _images(4)
     queries = ["the cat", "a very long expression about the dog on the left side", "x", "it"]
     pipe = SegR1Pipeline(model, processor, ClassicalSegmenter(), frame_size=TEST_FRAME,
@@ -197,12 +202,7 @@ def test_sampling_draws_as_grpo_rollouts_do(tiny_ckpts, tmp_path):
     stays greedy; a temperature that is not positive is refused."""
     from trl import GRPOConfig
 
-    model, processor = load_policy(tiny_ckpts.policy)
-    gen = torch.Generator().manual_seed(0)  # random weights that answer differently (above)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if weight.ndim >= 2 and "visual" not in name:
-                weight.copy_(torch.randn(weight.shape, generator=gen) * 0.3)
+    model, processor = _answering_differently(tiny_ckpts)
     calls = []
     generate = model.generate
 

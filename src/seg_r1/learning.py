@@ -117,14 +117,14 @@ def evaluate_policy(
     if samples > 0:
         torch.manual_seed(sample_seed)
         repeated = [image for image in images for _ in range(samples)]
+        repeated_gts = [gt for gt in gts for _ in range(samples)]
         drawn = predict(repeated, f"sample {model_dir.name} x{samples}", sampled=True)
-        ious = np.array([mask_iou(p.mask, gts[k // samples]) for k, p in enumerate(drawn)])
+        ious = np.array([mask_iou(p.mask, gt) for p, gt in zip(drawn, repeated_gts)])
         ious = ious.reshape(len(images), samples)  # row i: the k answers about image i
         result["iou_sampled"] = float(ious.mean())
         result["iou_best_of_samples"] = float(ious.max(axis=1).mean())
         if shuffled:  # the k answers about image i + 1, segmented on image i
             about_next = [p.completion for p in drawn[samples:] + drawn[:samples]]
-            repeated_gts = [gt for gt in gts for _ in range(samples)]
             result["iou_sampled_shuffled"] = answers_iou(
                 about_next, repeated, repeated_gts, segmenter, frame_size, task
             )

@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: The controls, in the order they run: name -> the folder its policy is saved in.
 CONTROLS = {"sft_control": "sft_control", "shifted_masks": "grpo_shifted_masks"}
+#: What :func:`run_sampled` keeps of each policy's scores.
+SAMPLED_KEYS = ("iou", "iou_sampled", "iou_best_of_samples", "iou_sampled_shuffled")
 
 
 def logged_learning_rate(stage_dir: Path) -> float:
@@ -179,10 +181,9 @@ def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]
     path = run / "controls.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
     sampled = done.get("sampled", {})
-    if sampled.get("samples") != samples or any(  # other K, or scored before the shuffled key
-        "iou_sampled_shuffled" not in entry for entry in sampled.values() if isinstance(entry, dict)
-    ):
-        sampled = {"samples": samples}
+    entries = [entry for entry in sampled.values() if isinstance(entry, dict)]
+    if sampled.get("samples") != samples or any(set(SAMPLED_KEYS) - set(e) for e in entries):
+        sampled = {"samples": samples}  # another K, or figures of an older version: redone
     summary = _read_run(run)
     for name, policy in policy_dirs(run, summary).items():
         if name in sampled or not (policy / "config.json").is_file():
@@ -190,8 +191,7 @@ def run_sampled(run: Path, samples: int, batch_size: int = 16) -> dict[str, Any]
         scores = score_checkpoint(policy, run / "data", FRAME_SIZE, CLASSICAL_ITERATIONS,
                                   batch_size, MAX_NEW_TOKENS, OWN_ANSWERS, samples,
                                   int(summary["seed"]))  # fmt: skip
-        keys = ("iou", "iou_sampled", "iou_best_of_samples", "iou_sampled_shuffled")
-        sampled[name] = {key: round(scores[key], 4) for key in keys}
+        sampled[name] = {key: round(scores[key], 4) for key in SAMPLED_KEYS}
         done["sampled"] = sampled
         path.write_text(json.dumps(done, indent=2) + "\n")
     return done
@@ -215,8 +215,7 @@ def controls_table(
     """A Markdown table of ``(run folder, summary, controls)``: the SFT, GRPO and control IoUs,
     GRPO's on shuffled images (its answer about image i + 1 segmented on image i: low when the
     answers depend on the image) and GRPO's margin over the SFT policy and over each control;
-    greedy answers, or with
-    ``sampled`` the sampled ones (:func:`run_sampled`)."""
+    greedy answers, or with ``sampled`` the sampled ones (:func:`run_sampled`)."""
     prefix = "iou_sampled_" if sampled else "iou_"
     names = ("sft", "grpo", "grpo_shuffled", *CONTROLS)
     head = ["run", "seed", *(prefix + n for n in names),
