@@ -246,10 +246,11 @@ def main(argv: list[str] | None = None) -> str:
     names = [args.only] if args.only else list(CONTROLS)
     rows = []
     for run in args.runs:
+        summary = _read_run(run)  # a run that is not a finished quickstart fails before any work
         controls = run_controls(run, names)
         if args.samples > 0:
             controls = run_sampled(run, args.samples)
-        rows.append((run, _read_run(run), controls))
+        rows.append((run, summary, controls))
     table = controls_table(rows)
     if args.samples > 0:
         table += f"\n{args.samples} sampled answers a scene (temperature 1):\n\n"
