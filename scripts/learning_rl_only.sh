@@ -7,7 +7,8 @@
 #   bash scripts/learning_rl_only.sh                       # -> runs/learning_rl_only/
 #   OUT_DIR=runs/rl2 bash scripts/learning_rl_only.sh --seed 1
 #
-# Defaults (overridable: later arguments win): the quickstart's scenes and recipe with
+# Defaults (overridable: later arguments win): the quickstart's scenes and recipe, with the SFT
+# answers of the documented run (a 56 grid, full boxes: not the quickstart's 28-grid core boxes),
 # SFT_STEPS (500) steps of grammar-only SFT and GRPO_STEPS (1100) GRPO steps (~55 min on 2
 # cores), checkpoints every 100 steps so that RESUME=1 continues an interrupted run. Extra
 # arguments go to seg_r1.quickstart (e.g. --grpo-args "...": it replaces the default GRPO_ARGS).
@@ -19,6 +20,7 @@ OUT_DIR=${OUT_DIR:-runs/learning_rl_only}
 GRPO_ARGS=${GRPO_ARGS:-}
 resume=()
 [ "${RESUME:-0}" = 1 ] && resume=(--resume)
-exec "$PY" -m seg_r1.quickstart --out "$OUT_DIR" --sft-args "--trace_from next" \
+exec "$PY" -m seg_r1.quickstart --out "$OUT_DIR" \
+    --sft-args "--trace_from next --trace_grid 56 --trace_box_margin 0" \
     --sft-steps "${SFT_STEPS:-500}" --grpo-steps "${GRPO_STEPS:-1100}" --save-steps 100 \
     ${GRPO_ARGS:+--grpo-args "$GRPO_ARGS"} "${resume[@]}" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The embedded default, on CPU with nothing downloaded (13-22 minutes on 2 cores, by machine):
+# The embedded default, on CPU with nothing downloaded (14-22 minutes on 2 cores, by machine):
 #
 #   bash setup.sh && bash scripts/quickstart.sh
 #

@@ -177,9 +177,10 @@ def test_sft_and_model_validation():
     assert SFTScriptArguments(sft_data="x", frame_size=None).frame_size is None
     with pytest.raises(ValueError, match="trace_stage must be one of"):
         SFTScriptArguments(frame_size=64, trace_stage="demo")
-    for bad in ({"trace_grid": -1}, {"trace_jitter": -2}, {"trace_box_margin": -3}):
-        with pytest.raises(ValueError, match="trace_box_margin must be >= 0"):
+    for bad in ({"trace_grid": -1}, {"trace_jitter": -2}):
+        with pytest.raises(ValueError, match="trace_grid and trace_jitter must be >= 0"):
             SFTScriptArguments(frame_size=64, **bad)
+    assert SFTScriptArguments(frame_size=64, trace_box_margin=-3).trace_box_margin == -3
     with pytest.raises(ValueError, match="must not exceed max_pixels"):
         SegR1ModelConfig(min_pixels=5000, max_pixels=4000)
     with pytest.raises(ValueError, match=">= 784"):

@@ -303,6 +303,26 @@ def test_loose_boxes_after_the_grid():
     assert exact.points.tolist() == trace.points.tolist()
 
 
+def test_core_boxes_after_the_grid():
+    """trace_box_margin < 0: after the grid, each box side moves in by the margin, the box kept
+    at least 2 * min_core_half (2) pixels wide and tall about its centre; points as without it;
+    by hand."""
+    from seg_r1.training_data import Trace, coarse_trace
+
+    trace = Trace(
+        "The object is a large object near the right.",
+        np.array([[13.0, 26.0, 44.0, 29.0], [61.0, 4.0, 93.0, 50.0]]),
+        np.array([[27.0, 28.0], [3.0, 99.0]]),
+        np.array([1, 0]),
+    )
+    # grid 10: [10, 30, 40, 30] (y collapsed: grows to [30, 40]) and [60, 0, 90, 50]
+    core = coarse_trace(trace, 10, 100, margin=-8)
+    # box 1: x 18..32; y 38..32 crosses its centre 35 -> 33..37; box 2: x 68..82, y 8..42
+    assert core.boxes.tolist() == [[18, 33, 32, 37], [68, 8, 82, 42]]
+    assert core.points.tolist() == [[25, 25], [5, 95]]
+    assert core.think == trace.think and core.labels.tolist() == [1, 0]
+
+
 def test_jittered_traces_spread_boxes_around_the_object():
     """trace_jitter: every box side moves by a whole number of pixels in [-J, J], anew on each
     call, inside the frame and at least one pixel wide; points, labels and think text kept."""

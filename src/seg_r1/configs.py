@@ -340,7 +340,8 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
         default=0,
         metadata={
             "help": "Move each synthesised box side outwards by N frame pixels, after "
-            "trace_grid (0: off): SFT teaches a loose box around the object, RL to tighten."
+            "trace_grid (0: off): SFT teaches a loose box around the object, RL to tighten; "
+            "N < 0 moves the sides inwards: a box on the object's core, RL to widen."
         },
     )
     trace_box_swap: float = field(
@@ -364,10 +365,10 @@ class SFTScriptArguments(CoordinatesArguments, SegR1DataArguments):
                 self.datasets = [self.datasets]
         if not 0.0 <= self.trace_box_swap <= 1.0:
             raise ValueError(f"trace_box_swap must lie in [0, 1], got {self.trace_box_swap}")
-        if min(self.trace_grid, self.trace_jitter, self.trace_box_margin) < 0:
+        if min(self.trace_grid, self.trace_jitter) < 0:
             raise ValueError(
-                "trace_grid, trace_jitter and trace_box_margin must be >= 0 (0: off), got "
-                f"{self.trace_grid}, {self.trace_jitter} and {self.trace_box_margin}"
+                "trace_grid and trace_jitter must be >= 0 (0: off), got "
+                f"{self.trace_grid} and {self.trace_jitter}"
             )
         if self.trace_stage not in STAGES:
             raise ValueError(f"trace_stage must be one of {STAGES}, got {self.trace_stage!r}")

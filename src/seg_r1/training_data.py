@@ -306,13 +306,15 @@ def synthesize_trace(mask: np.ndarray, fg_points: int = 2, bg_points: int = 1) -
 # --------------------------------------------------------------------------- SFT
 
 
-def coarse_trace(trace: Trace, grid: int, frame_size: int, margin: int = 0) -> Trace:
+def coarse_trace(
+    trace: Trace, grid: int, frame_size: int, margin: int = 0, min_core_half: int = 2
+) -> Trace:
     """``trace`` with its boxes snapped to multiples of ``grid`` frame pixels (each side to the
     nearest; a collapsed side grows to one cell, inside the frame) and its points moved to the
     centres of their ``grid`` cells: an answer that says roughly where the object is, not
-    exactly; then each box side moved out by ``margin`` pixels (inside the frame): a loose box.
-    The think text is kept."""
-    if grid <= 0 and margin <= 0:
+    exactly; then each box side moved out by ``margin`` pixels (inside the frame): a loose box;
+    ``margin`` < 0 moves them in: a core box, each side ``min_core_half`` or more from its centre."""
+    if grid <= 0 and margin == 0:
         return trace
     boxes, points = trace.boxes, trace.points
     if grid > 0:
@@ -322,8 +324,13 @@ def coarse_trace(trace: Trace, grid: int, frame_size: int, margin: int = 0) -> T
             boxes[flat, hi] = np.minimum(boxes[flat, lo] + grid, frame_size)
             boxes[flat, lo] = boxes[flat, hi] - grid
         points = np.clip(np.floor(points / grid) * grid + grid // 2, 0, frame_size - 1)
-    if margin > 0:
-        boxes = np.clip(boxes + np.array([-margin, -margin, margin, margin]), 0, frame_size)
+    if margin != 0:
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        boxes = boxes + np.array([-margin, -margin, margin, margin])
+        if margin < 0:  # a core box keeps a little width and height around its centre
+            boxes[:, :2] = np.minimum(boxes[:, :2], np.floor(centres - min_core_half))
+            boxes[:, 2:] = np.maximum(boxes[:, 2:], np.ceil(centres + min_core_half))
+        boxes = np.clip(boxes, 0, frame_size)
     return Trace(trace.think, boxes, points, trace.labels)
 
 
@@ -387,14 +394,8 @@ class TraceSFTTransform:
                 trace = Trace(trace.think, boxes, trace.points, trace.labels)
             trace = jitter_trace(trace, self.jitter, self.frame_size, self.rng)
             task = prompt_task(row, self.stage)
-            out["prompt"].append(
-                build_chat(
-                    task,
-                    query=row.get("query") or "",
-                    query_type=row.get("query_type") or "",
-                    coordinates=self.coordinates,
-                )
-            )
+            query = {"query": row.get("query") or "", "query_type": row.get("query_type") or ""}
+            out["prompt"].append(build_chat(task, coordinates=self.coordinates, **query))
             mode = get_task(task).answer_mode
             answer = trace.answer_in(self.frame_size, self.coordinates, mode)
             out["completion"].append(_assistant(answer))
