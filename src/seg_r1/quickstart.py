@@ -24,8 +24,8 @@
 
 The sizes, steps and frame are chosen to finish in under 15 minutes on two CPU cores. What to
 expect (docs/learning_demo.md, measured): SFT on coarse core boxes teaches the format and where
-the object is but not its extent (held-out IoU 0.22-0.30, below the best constant answer); GRPO
-learns the extent from the reward and raises held-out IoU by 0.30-0.35, 0.13-0.20 above every
+the object is but not its extent (held-out IoU 0.23-0.30, below the best constant answer); GRPO
+learns the extent from the reward and raises held-out IoU by 0.29-0.35, 0.13-0.20 above every
 constant answer, and the answers depend on the image (``iou_shuffled`` falls 0.31-0.40 below).
 ``--save-steps N`` keeps checkpoints and ``--resume`` continues an interrupted run;
 ``--sft-from DIR`` reuses a trained SFT policy (experiments on the GRPO stage alone; the
