@@ -394,8 +394,8 @@ class TraceSFTTransform:
                 trace = Trace(trace.think, boxes, trace.points, trace.labels)
             trace = jitter_trace(trace, self.jitter, self.frame_size, self.rng)
             task = prompt_task(row, self.stage)
-            query = {"query": row.get("query") or "", "query_type": row.get("query_type") or ""}
-            out["prompt"].append(build_chat(task, coordinates=self.coordinates, **query))
+            asked = {"query": row.get("query") or "", "query_type": row.get("query_type") or ""}
+            out["prompt"].append(build_chat(task, coordinates=self.coordinates, **asked))
             mode = get_task(task).answer_mode
             answer = trace.answer_in(self.frame_size, self.coordinates, mode)
             out["completion"].append(_assistant(answer))
@@ -421,7 +421,8 @@ def sft_dataset_from_masks(
     row's task prompt) and a trace synthesised from its mask (:func:`synthesize_trace`) in
     that task's grammar (``prerl``: points and labels only), in the frame, written in the
     ``coordinates`` convention; ``grid`` > 0 makes the answers coarse, ``margin`` > 0 their boxes
-    loose (:func:`coarse_trace`), ``jitter`` > 0 moves box sides at random (seeded by ``seed``).
+    loose and ``margin`` < 0 boxes on the object's core (:func:`coarse_trace`), ``jitter`` > 0
+    moves box sides at random (seeded by ``seed``).
 
     ``trace_from="next"`` synthesises row ``i``'s trace from the mask of row ``i + 1`` (the
     last row's from the first): a control whose answers teach the grammar and the marginal
